@@ -1,0 +1,70 @@
+# tcplb — see README.md. `make` builds build/tcplb; `make run` starts a demo;
+# `make test` runs unit and integration tests, then again under ASan+UBSan.
+
+BUILD    ?= build
+CC       ?= gcc
+OPTFLAGS ?= -O2 -g
+SANFLAGS ?=
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(SANFLAGS) -Wall -Wextra -Iinclude \
+            -fno-strict-aliasing -pthread \
+            $(shell pkg-config --cflags inih 2>/dev/null) \
+            $(shell pkg-config --cflags libev 2>/dev/null)
+LDFLAGS  += $(SANFLAGS) -pthread
+LIBEV    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+LDLIBS   += $(LIBEV) $(LIBINIH) -lm
+
+SRCS     := $(wildcard src/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+MAIN_OBJ := $(BUILD)/obj/main.o
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOLS    := $(BUILD)/tcplb-backend
+
+.PHONY: all deps test-deps run test unit integration asan-test clean
+all: $(BUILD)/tcplb $(TOOLS)
+
+deps:
+	@sh tools/deps.sh
+test-deps:
+	@sh tools/deps.sh test
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests:
+	@mkdir -p $@
+
+$(BUILD)/tcplb: $(LIB_OBJS) $(MAIN_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tcplb-backend: tools/backend/backend.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBEV) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) \
+	    $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+run: deps all
+	@sh tools/demo.sh
+
+unit: $(UNIT_BINS)
+	@sh tests/run_unit.sh $(BUILD)
+
+integration: all
+	@python3 tests/integration/run.py --build $(BUILD)
+
+# The whole suite against the -O2 build, then against an ASan+UBSan build.
+test: test-deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@sh tests/run_all.sh build
+	@$(MAKE) --no-print-directory BUILD=build-asan OPTFLAGS="-O1 -g" \
+	    SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    asan-test
+
+asan-test: all $(UNIT_BINS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    sh tests/run_all.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,74 @@
+/* config.h — the parsed configuration: a read-only, reference-counted object.
+ * Sessions hold a reference for their lifetime, so a reload can publish a new
+ * config while old connections finish on the one they started with. Only the
+ * runtime fields documented in pool.h (state, weight, active, counters)
+ * change after config_load() returns. */
+#ifndef TCPLB_CONFIG_H
+#define TCPLB_CONFIG_H
+
+#include <stddef.h>
+#include "counters.h"
+#include "net.h"
+#include "pool.h"
+
+enum listener_mode { LISTENER_TCP = 0, LISTENER_HTTP };
+const char *listener_mode_str(enum listener_mode m);
+
+enum log_target { LOG_STDERR = 0, LOG_OFF, LOG_FILE };
+
+#define CONFIG_WORKERS_MAX 64
+#define CONFIG_ERR_LEN 512
+
+struct global_conf {
+    unsigned workers;           /* resolved: "auto" -> CPU count */
+    unsigned long maxconn;
+    char *stats_socket;         /* owned, NULL if none */
+    char *stats_http;           /* owned, NULL if none */
+    struct net_addr stats_http_addr;
+    enum log_target log;
+    char *log_path;             /* owned, for LOG_FILE */
+    double shutdown_timeout;
+};
+
+struct listener_conf {
+    char *name;                 /* owned */
+    int line;
+    char **bind_texts;          /* owned array of owned strings */
+    struct net_addr *binds;     /* owned array */
+    size_t nbinds;
+    char *pool_name;            /* owned */
+    int pool_line;
+    struct pool *pool;          /* resolved, points into config->pools */
+    enum listener_mode mode;
+    struct listener_counters *counters;  /* owned: [workers] */
+};
+
+struct config {
+    int refs;                   /* atomic */
+    char *path;                 /* owned */
+    struct global_conf global;
+    struct listener_conf *listeners;     /* owned array */
+    size_t nlisteners;
+    struct pool *pools;                  /* owned array */
+    size_t npools;
+};
+
+/* Parses and validates FILE. On error returns NULL and writes
+ * "FILE:LINE: what is wrong" (or "FILE: ...") into err. The result has one
+ * reference, counters allocated and schedulers initialised. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* The same for text in memory; `name` stands for FILE in messages. */
+struct config *config_load_string(const char *name, const char *text,
+                                  char *err, size_t errlen);
+
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);   /* frees at zero; NULL is a no-op */
+
+struct pool *config_find_pool(struct config *c, const char *name);
+
+/* Durations: "500ms", "2s", "5m", "1h", bare number = ms. Stores seconds.
+ * Returns 0/-1. */
+int config_parse_duration(const char *text, double *seconds);
+
+#endif

@@ -1,0 +1,47 @@
+/* counters.h — per-worker traffic counters for servers and listeners.
+ * Each worker writes only its own slot (one cache line each, so workers never
+ * share a written line); readers sum the slots. */
+#ifndef TCPLB_COUNTERS_H
+#define TCPLB_COUNTERS_H
+
+#include <stdint.h>
+#include "util.h"
+
+struct server_counters {
+    uint64_t total;      /* connections handed to the server (connect ok) */
+    uint64_t failed;     /* failed connect attempts */
+    uint64_t bytes_in;   /* client -> server payload bytes */
+    uint64_t bytes_out;  /* server -> client payload bytes */
+} __attribute__((aligned(CACHE_LINE)));
+
+struct listener_counters {
+    uint64_t total;      /* accepted client connections */
+    uint64_t rejected;   /* answered 503 or closed for want of a server */
+    uint64_t active;     /* open now, on this worker (inc and dec by it) */
+} __attribute__((aligned(CACHE_LINE)));
+
+/* Sums of all workers' slots, as read by the stats thread. */
+struct server_totals {
+    uint64_t total, failed, bytes_in, bytes_out;
+};
+struct listener_totals {
+    uint64_t total, rejected, active;
+};
+
+/* Allocates nworkers zeroed slots (cache-line aligned). NULL on ENOMEM.
+ * Owner: the object that holds the pointer; free with counters_free(). */
+struct server_counters *counters_server_new(unsigned nworkers);
+struct listener_counters *counters_listener_new(unsigned nworkers);
+void counters_free(void *slots);
+
+void counters_server_sum(const struct server_counters *slots, unsigned nworkers,
+                         struct server_totals *out);
+void counters_listener_sum(const struct listener_counters *slots,
+                           unsigned nworkers, struct listener_totals *out);
+
+/* Zeroes the monotonic counters (not `active`). Racy by design against a
+ * worker's concurrent add: an increment in flight may survive the clear. */
+void counters_server_clear(struct server_counters *slots, unsigned nworkers);
+void counters_listener_clear(struct listener_counters *slots, unsigned nworkers);
+
+#endif

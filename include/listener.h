@@ -1,0 +1,31 @@
+/* listener.h — listening sockets: opened on the main thread (so bind errors
+ * stop the start), one per worker per bind with SO_REUSEPORT, then accepted
+ * from inside the owning worker's loop. */
+#ifndef TCPLB_LISTENER_H
+#define TCPLB_LISTENER_H
+
+#include <ev.h>
+#include <stddef.h>
+
+struct listener_conf;
+struct config;
+struct worker;
+
+struct listen_sock {
+    ev_io io;                       /* read watcher on fd */
+    int fd;                         /* owned */
+    struct listener_conf *conf;     /* points into the worker's config */
+    struct worker *worker;
+};
+
+/* Opens every bind of every listener once for one worker. Returns an owned
+ * array (*n entries) or NULL with err filled. */
+struct listen_sock *listener_open_all(struct config *c, size_t *n,
+                                      char *err, size_t errlen);
+void listener_close_all(struct listen_sock *socks, size_t n);
+
+/* Start/stop accepting on the worker's loop. Worker thread. */
+void listener_start(struct worker *w);
+void listener_stop(struct worker *w);
+
+#endif

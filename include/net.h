@@ -1,0 +1,39 @@
+/* net.h — socket helpers. Each takes a caller's error buffer and returns
+ * 0/-1 (or an fd/-1); none of them logs. */
+#ifndef TCPLB_NET_H
+#define TCPLB_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct net_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Longest text net_addr_str() writes: "[v6]:port" plus NUL. */
+#define NET_ADDR_STRLEN 64
+
+/* Parses "IPv4:port", "[IPv6]:port" or "host:port" (host resolved now with
+ * getaddrinfo, first address wins). Port 1..65535 required. */
+int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t errlen);
+
+/* Writes "a.b.c.d:port" or "[v6]:port" into buf (NET_ADDR_STRLEN bytes). */
+const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t buflen);
+
+/* Writes only the IP of sa (no port). */
+const char *net_ip_str(const struct sockaddr *sa, char *buf, size_t buflen);
+
+/* A non-blocking listening socket with SO_REUSEADDR and, if reuseport,
+ * SO_REUSEPORT, so that every worker can own one socket per bind. */
+int net_listen(const struct net_addr *addr, int reuseport, int backlog,
+               char *err, size_t errlen);
+
+/* Starts a non-blocking connect with TCP_NODELAY set. Returns the fd; *done
+ * is 1 when the connect completed at once, 0 when it is in progress. On -1,
+ * errno tells why (ECONNREFUSED, ...). */
+int net_connect(const struct net_addr *addr, int *done);
+
+int net_set_nodelay(int fd);
+
+#endif

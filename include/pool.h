@@ -1,0 +1,108 @@
+/* pool.h — pools and their servers: settings from the config, plus the few
+ * runtime fields every worker reads (state, weight, active count) and the
+ * per-worker counters. Owned by the struct config that holds the pool. */
+#ifndef TCPLB_POOL_H
+#define TCPLB_POOL_H
+
+#include <stdint.h>
+#include "counters.h"
+#include "net.h"
+
+struct sched_ops;
+
+enum server_state {
+    SERVER_UP = 0,   /* takes new connections */
+    SERVER_DOWN,     /* failed health checks */
+    SERVER_DRAIN,    /* admin: keeps its clients, no new ones */
+    SERVER_MAINT,    /* admin: out of service */
+};
+const char *server_state_str(enum server_state s);
+
+#define SERVER_WEIGHT_MAX 256
+#define POOL_RETRIES_MAX 16
+
+struct pool;
+
+struct server {
+    char *name;                 /* owned */
+    char *addr_text;            /* owned: as written in the config */
+    struct net_addr addr;
+    unsigned weight;            /* from the config */
+    unsigned maxconn;           /* 0 = no cap */
+    uint32_t index;             /* position in pool->servers */
+    int line;                   /* config line, for messages */
+    struct pool *pool;          /* back pointer, not owned */
+
+    /* Runtime, shared by all workers. state and weight are written by the
+     * main thread; active by whichever worker opens or closes a connection
+     * to this server (one atomic add per connection, never per byte). */
+    int state;                  /* enum server_state, atomic access */
+    unsigned cur_weight;        /* atomic access */
+    int64_t active __attribute__((aligned(CACHE_LINE)));
+    struct server_counters *counters;   /* owned: [nworkers] */
+};
+
+enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
+enum health_mode { HEALTH_TCP = 0, HEALTH_HTTP, HEALTH_NONE };
+
+struct pool {
+    char *name;                 /* owned */
+    int line;
+    const struct sched_ops *sched;
+    void *sched_state;          /* owned by sched->free */
+    struct server *servers;     /* owned array */
+    uint32_t nservers;
+
+    enum persist_mode persist;
+    double persist_timeout;
+    unsigned balance_factor;
+    double connect_timeout, server_timeout, idle_timeout, queue_timeout;
+    unsigned retries;
+    enum health_mode health;
+    char *health_path;          /* owned */
+    double health_interval, health_timeout;
+    unsigned rise, fall;
+};
+
+/* Current state and weight as workers see them. Any thread. */
+static inline enum server_state server_state(const struct server *s)
+{
+    return (enum server_state)__atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+}
+static inline unsigned server_weight(const struct server *s)
+{
+    return __atomic_load_n(&s->cur_weight, __ATOMIC_RELAXED);
+}
+/* Up with a weight above zero: may take a new scheduled connection. */
+static inline int server_available(const struct server *s)
+{
+    return server_state(s) == SERVER_UP && server_weight(s) > 0;
+}
+static inline int64_t server_active(const struct server *s)
+{
+    return __atomic_load_n(&s->active, __ATOMIC_RELAXED);
+}
+static inline void server_active_add(struct server *s, int64_t n)
+{
+    __atomic_add_fetch(&s->active, n, __ATOMIC_RELAXED);
+}
+
+/* Sets the state and tells the scheduler. Main thread only; a repeat call
+ * with the same state is harmless. */
+void pool_set_server_state(struct server *s, enum server_state st);
+
+/* Sets the weight (0..SERVER_WEIGHT_MAX) and tells the scheduler. Main
+ * thread only. Returns -1 when out of range. */
+int pool_set_server_weight(struct server *s, unsigned weight);
+
+struct server *pool_find_server(struct pool *p, const char *name);
+
+/* Allocates counters and scheduler state once nworkers is known.
+ * Returns 0/-1 with err filled. */
+int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen);
+
+/* Frees everything the pool owns (not the struct itself, which lives in the
+ * config's array). Harmless on a zeroed pool. */
+void pool_release(struct pool *p);
+
+#endif

@@ -1,0 +1,56 @@
+/* scheduler.h — the scheduler interface: one const ops table per algorithm
+ * (sched_rr.c, ...), listed in sched.c. A scheduler chooses a server of a
+ * pool for a new connection; it never does I/O nor reads a clock, so tests
+ * drive it with any `now` they like. */
+#ifndef TCPLB_SCHEDULER_H
+#define TCPLB_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct pool;
+struct server;
+
+/* What pick() knows of the connection to place. */
+struct sched_request {
+    const struct sockaddr *client;   /* may be NULL in tests */
+    const uint32_t *tried;           /* server indexes already tried */
+    size_t ntried;
+    double now;                      /* seconds, monotonic */
+};
+
+struct sched_ops {
+    const char *name;
+    /* Builds the algorithm's state for <pool> (servers known, weights set).
+     * Main thread. NULL on ENOMEM. */
+    void *(*init)(struct pool *pool);
+    /* Returns an available server not in req->tried, or NULL when none.
+     * Any worker thread, concurrently. */
+    struct server *(*pick)(void *state, struct pool *pool,
+                           const struct sched_request *req);
+    /* A connection that pick() placed on <srv> has ended. Any worker.
+     * May be NULL. */
+    void (*release)(void *state, struct server *srv);
+    /* <srv>'s state or weight changed. Main thread; a repeat call is
+     * harmless. */
+    void (*server_changed)(void *state, struct pool *pool, struct server *srv);
+    void (*free)(void *state);
+};
+
+/* The algorithm registered as <name>, or NULL. */
+const struct sched_ops *sched_find(const char *name);
+
+/* Known names, space separated, for error messages. */
+const char *sched_names(void);
+
+/* Picks a server for a new connection of <pool>: the pool's scheduler
+ * behind one call. */
+struct server *sched_pick(struct pool *pool, const struct sched_request *req);
+
+/* 1 if <index> is in the request's tried set. */
+int sched_tried(const struct sched_request *req, uint32_t index);
+
+extern const struct sched_ops sched_roundrobin;
+
+#endif

@@ -1,0 +1,35 @@
+/* session.h — one client connection and its server connection: connect with
+ * retries, relay both ways, timeouts, HTTP error answers, and the single
+ * close path that counts and logs why the session ended. Worker thread only. */
+#ifndef TCPLB_SESSION_H
+#define TCPLB_SESSION_H
+
+#include <sys/socket.h>
+
+struct worker;
+struct listen_sock;
+
+enum session_term {
+    TERM_OK = 0,
+    TERM_CLIENT_RESET,
+    TERM_SERVER_RESET,
+    TERM_NO_SERVER,
+    TERM_CONNECT_FAIL,
+    TERM_QUEUE_TIMEOUT,
+    TERM_SERVER_TIMEOUT,
+    TERM_IDLE_TIMEOUT,
+    TERM_SHUTDOWN,
+};
+const char *session_term_str(enum session_term t);
+
+/* Takes ownership of the accepted fd and starts placing the connection.
+ * On ENOMEM the fd is closed. */
+void session_start(struct worker *w, struct listen_sock *ls, int fd,
+                   const struct sockaddr *addr, socklen_t addrlen);
+
+/* Ends a session now with <term> (used by shutdown). */
+struct session;
+void session_abort(struct session *s, enum session_term term);
+struct session *session_next(struct session *s);
+
+#endif

@@ -1,0 +1,20 @@
+/* stats.h — the stats commands: parse one command line and write its answer.
+ * Pure formatting over the config and counters, so tests run it without a
+ * socket; stats_socket.c does the I/O. Main thread. */
+#ifndef TCPLB_STATS_H
+#define TCPLB_STATS_H
+
+struct buf;
+struct config;
+
+struct stats_ctx {
+    struct config *config;      /* the config in force (not owned) */
+    double started;             /* monotonic seconds at start */
+    double (*now)(void);        /* monotonic clock, injectable for tests */
+};
+
+/* Runs one command (no line terminator) and appends its answer, always
+ * ending with an empty line. Malformed input answers "error: ...". */
+void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out);
+
+#endif

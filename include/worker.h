@@ -1,0 +1,79 @@
+/* worker.h — a worker thread owns one libev loop, its listening sockets (one
+ * per bind, SO_REUSEPORT) and every session it accepted, from accept to
+ * close. Other threads reach it only through worker_request_stop(). */
+#ifndef TCPLB_WORKER_H
+#define TCPLB_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct session;
+struct listen_sock;
+
+/* Relay buffers: one per direction in flight, taken from a per-worker free
+ * list so that idle connections hold none and the relay path never calls
+ * malloc once warm. */
+#define WORKER_BUF_SIZE (16 * 1024)
+#define WORKER_FREE_BUFS_MAX 512
+
+struct worker_buf {
+    struct worker_buf *next;
+};
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    int started;
+    struct ev_loop *loop;          /* owned */
+    struct config *config;         /* one reference */
+
+    struct listen_sock *socks;     /* owned array: one per listener bind */
+    size_t nsocks;
+
+    ev_async wakeup;               /* another thread asked something */
+    int stop_requested;            /* atomic */
+    int stopping;
+    ev_timer shutdown_timer;       /* shutdown_timeout once stopping */
+    ev_timer resume_timer;         /* accepting paused: maxconn or EMFILE */
+    int accept_paused;
+
+    struct session *sessions;      /* list of live sessions (owned) */
+    size_t nsessions;
+
+    struct worker_buf *free_bufs;  /* owned free list */
+    unsigned nfree_bufs;
+
+    void (*on_exit)(struct worker *w);   /* called in the worker thread */
+};
+
+/* Prepares a worker (loop, sockets already opened by the caller). */
+int worker_init(struct worker *w, unsigned id, struct config *config,
+                struct listen_sock *socks, size_t nsocks);
+/* Starts the thread. 0/-1. */
+int worker_start(struct worker *w);
+/* Asks the worker to stop accepting and finish its sessions within the
+ * config's shutdown_timeout. Any thread; repeat calls are harmless. */
+void worker_request_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+/* Session bookkeeping, worker thread only. */
+void worker_session_add(struct worker *w, struct session *s);
+void worker_session_remove(struct worker *w, struct session *s);
+
+char *worker_buf_get(struct worker *w);   /* NULL on ENOMEM */
+void worker_buf_put(struct worker *w, char *buf);
+
+/* Stops accepting for `seconds` (maxconn reached, or out of descriptors)
+ * instead of spinning on a listener the worker cannot serve. Worker thread. */
+void worker_pause_accept(struct worker *w, double seconds);
+
+/* Global count of open client connections, for maxconn. */
+int worker_conn_admit(unsigned long maxconn);   /* 1 = admitted and counted */
+void worker_conn_release(void);
+int64_t worker_conn_count(void);
+
+#endif

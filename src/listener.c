@@ -1,0 +1,107 @@
+/* listener.c — listening sockets: opened per worker with SO_REUSEPORT so
+ * the kernel spreads new connections over the workers, and the accept
+ * callback that hands each connection to a new session on that worker. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+#define LISTENER_BACKLOG 4096
+/* Accepts per wake-up: enough to drain a burst, few enough to let the
+ * worker's established sessions run in between. */
+#define LISTENER_ACCEPT_BATCH 64
+
+static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct listen_sock *ls = container_of(io, struct listen_sock, io);
+    struct worker *w = ls->worker;
+
+    for (int i = 0; i < LISTENER_ACCEPT_BATCH; i++) {
+        if (!worker_conn_admit(w->config->global.maxconn)) {
+            /* Over maxconn: leave new connections in the backlog. */
+            worker_pause_accept(w, 0.02);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(ls->fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            int err = errno;
+            worker_conn_release();
+            if (err == EINTR || err == ECONNABORTED)
+                continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                log_msg("worker %u: accept on listener %s: %s; pausing accepts "
+                        "for 100ms", w->id, ls->conf->name, strerror(err));
+                worker_pause_accept(w, 0.1);
+            }
+            return;
+        }
+        session_start(w, ls, fd, (struct sockaddr *)&ss, len);
+    }
+}
+
+struct listen_sock *listener_open_all(struct config *c, size_t *n,
+                                      char *err, size_t errlen)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < c->nlisteners; i++)
+        total += c->listeners[i].nbinds;
+    struct listen_sock *socks = calloc(total ? total : 1, sizeof(*socks));
+    if (socks == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        struct listener_conf *l = &c->listeners[i];
+        for (size_t b = 0; b < l->nbinds; b++) {
+            char e[256];
+            int fd = net_listen(&l->binds[b], 1, LISTENER_BACKLOG, e, sizeof(e));
+            if (fd == -1) {
+                snprintf(err, errlen, "listener %s: %s", l->name, e);
+                listener_close_all(socks, k);
+                return NULL;
+            }
+            socks[k].fd = fd;
+            socks[k].conf = l;
+            ev_io_init(&socks[k].io, listener_accept_cb, fd, EV_READ);
+            k++;
+        }
+    }
+    *n = k;
+    return socks;
+}
+
+void listener_close_all(struct listen_sock *socks, size_t n)
+{
+    if (socks == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (socks[i].fd != -1)
+            close(socks[i].fd);
+    free(socks);
+}
+
+void listener_start(struct worker *w)
+{
+    for (size_t i = 0; i < w->nsocks; i++)
+        ev_io_start(w->loop, &w->socks[i].io);
+}
+
+void listener_stop(struct worker *w)
+{
+    for (size_t i = 0; i < w->nsocks; i++)
+        ev_io_stop(w->loop, &w->socks[i].io);
+}

@@ -1,0 +1,265 @@
+/* main.c — command line, start-up, signals and shutdown. The main thread
+ * owns the config reference in force, the stats socket and the signal
+ * watchers; the data path lives in the workers. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "stats.h"
+#include "stats_socket.h"
+#include "util.h"
+#include "worker.h"
+
+struct main_state {
+    struct ev_loop *loop;
+    struct config *config;
+    struct worker *workers;        /* owned [nworkers] */
+    unsigned nworkers;
+    unsigned exited;               /* workers whose thread ended (atomic) */
+    int stopping;
+    ev_async worker_exit;
+    ev_signal sigterm, sigint, sighup, sigusr1;
+    struct stats_socket *stats;
+    struct stats_ctx stats_ctx;
+};
+
+static struct main_state main_state;
+
+static void main_usage(FILE *to)
+{
+    fprintf(to,
+            "usage: tcplb -f FILE        run in the foreground with FILE\n"
+            "       tcplb -c -f FILE     check FILE and exit (0 valid)\n"
+            "       tcplb -V | -h        version | this help\n");
+}
+
+static double main_now(void)
+{
+    return ev_time();
+}
+
+/* Called in each worker thread as it ends. */
+static void main_worker_exited(struct worker *w)
+{
+    (void)w;
+    __atomic_add_fetch(&main_state.exited, 1, __ATOMIC_ACQ_REL);
+    ev_async_send(main_state.loop, &main_state.worker_exit);
+}
+
+static void main_worker_exit_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)a;
+    (void)revents;
+    if (__atomic_load_n(&main_state.exited, __ATOMIC_ACQUIRE) == main_state.nworkers)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    if (main_state.stopping) {
+        log_msg("signal %d: already stopping", w->signum);
+        return;
+    }
+    main_state.stopping = 1;
+    log_msg("signal %d: stopping; open connections get up to %.1fs to finish",
+            w->signum, main_state.config->global.shutdown_timeout);
+    for (unsigned i = 0; i < main_state.nworkers; i++)
+        worker_request_stop(&main_state.workers[i]);
+}
+
+static void main_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    log_msg("SIGHUP: reload is not implemented in this version; "
+            "the running configuration stays in force");
+}
+
+static void main_usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    log_reopen();
+}
+
+/* Each worker holds two descriptors per connection; ask for what maxconn
+ * needs, as far as the hard limit allows, and say so if it falls short. */
+static void main_raise_nofile(unsigned long maxconn)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    rlim_t want = (rlim_t)maxconn * 2 + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    if (rl.rlim_cur < want)
+        log_msg("open files limited to %llu (hard limit): about %llu connections "
+                "fit, below maxconn %lu", (unsigned long long)rl.rlim_cur,
+                (unsigned long long)(rl.rlim_cur - 256) / 2, maxconn);
+}
+
+static int main_run(struct config *config)
+{
+    char err[CONFIG_ERR_LEN];
+    struct main_state *m = &main_state;
+    int rc = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    m->config = config;
+    m->nworkers = config->global.workers;
+    m->loop = ev_default_loop(EVFLAG_AUTO);
+    if (m->loop == NULL) {
+        fprintf(stderr, "tcplb: cannot create the main event loop\n");
+        return 1;
+    }
+    main_raise_nofile(config->global.maxconn);
+    if (log_open(&config->global, m->nworkers, err, sizeof(err)) == -1) {
+        fprintf(stderr, "tcplb: %s\n", err);
+        return 1;
+    }
+
+    m->workers = calloc(m->nworkers, sizeof(*m->workers));
+    if (m->workers == NULL)
+        goto fail;
+    for (unsigned i = 0; i < m->nworkers; i++) {
+        size_t nsocks = 0;
+        struct listen_sock *socks = listener_open_all(config, &nsocks, err, sizeof(err));
+        if (socks == NULL) {
+            fprintf(stderr, "tcplb: %s\n", err);
+            goto fail;
+        }
+        if (worker_init(&m->workers[i], i, config, socks, nsocks) == -1) {
+            listener_close_all(socks, nsocks);
+            fprintf(stderr, "tcplb: cannot create worker %u's event loop\n", i);
+            goto fail;
+        }
+        m->workers[i].on_exit = main_worker_exited;
+    }
+
+    m->stats_ctx.config = config;
+    m->stats_ctx.started = ev_time();
+    m->stats_ctx.now = main_now;
+    if (config->global.stats_socket != NULL) {
+        m->stats = stats_socket_open(m->loop, config->global.stats_socket,
+                                     &m->stats_ctx, err, sizeof(err));
+        if (m->stats == NULL) {
+            fprintf(stderr, "tcplb: %s\n", err);
+            goto fail;
+        }
+    }
+
+    ev_async_init(&m->worker_exit, main_worker_exit_cb);
+    ev_async_start(m->loop, &m->worker_exit);
+    ev_signal_init(&m->sigterm, main_stop_cb, SIGTERM);
+    ev_signal_init(&m->sigint, main_stop_cb, SIGINT);
+    ev_signal_init(&m->sighup, main_hup_cb, SIGHUP);
+    ev_signal_init(&m->sigusr1, main_usr1_cb, SIGUSR1);
+    ev_signal_start(m->loop, &m->sigterm);
+    ev_signal_start(m->loop, &m->sigint);
+    ev_signal_start(m->loop, &m->sighup);
+    ev_signal_start(m->loop, &m->sigusr1);
+
+    /* Workers inherit a mask that blocks the signals the main loop handles,
+     * so the kernel always delivers them to the main thread. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < m->nworkers; i++) {
+        if (worker_start(&m->workers[i]) == -1) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            fprintf(stderr, "tcplb: cannot start worker thread %u\n", i);
+            for (unsigned j = 0; j < i; j++)
+                worker_request_stop(&m->workers[j]);
+            for (unsigned j = 0; j < i; j++)
+                worker_join(&m->workers[j]);
+            goto fail;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    log_msg("started: version %s, %u workers, %zu listeners, %zu pools, pid %ld",
+            TCPLB_VERSION, m->nworkers, config->nlisteners, config->npools,
+            (long)getpid());
+    ev_run(m->loop, 0);
+
+    for (unsigned i = 0; i < m->nworkers; i++)
+        worker_join(&m->workers[i]);
+    log_msg("stopped");
+    rc = 0;
+fail:
+    stats_socket_close(m->stats);
+    m->stats = NULL;
+    if (m->workers != NULL)
+        for (unsigned i = 0; i < m->nworkers; i++)
+            worker_free(&m->workers[i]);
+    free(m->workers);
+    m->workers = NULL;
+    log_close();
+    ev_loop_destroy(m->loop);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = NULL;
+    int check = 0;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "f:cVh")) != -1) {
+        switch (opt) {
+        case 'f':
+            file = optarg;
+            break;
+        case 'c':
+            check = 1;
+            break;
+        case 'V':
+            printf("tcplb %s\n", TCPLB_VERSION);
+            return 0;
+        case 'h':
+            main_usage(stdout);
+            return 0;
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (file == NULL || optind != argc) {
+        main_usage(stderr);
+        return 2;
+    }
+
+    char err[CONFIG_ERR_LEN];
+    struct config *config = config_load(file, err, sizeof(err));
+    if (config == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (check) {
+        printf("%s: configuration is valid\n", file);
+        config_unref(config);
+        return 0;
+    }
+    int rc = main_run(config);
+    config_unref(config);
+    return rc;
+}

@@ -1,0 +1,666 @@
+/* session.c — one proxied connection, from accept to close, on one worker.
+ *
+ * A session has two sides (client, server), each with an fd and one io
+ * watcher, and two one-way pipes of bytes (toward the server, toward the
+ * client). A pipe holds a buffer only while bytes are in flight; a side is
+ * read only while the pipe it feeds is empty, which is the back-pressure. One
+ * function derives every watcher's interest from that state
+ * (session_update_io), and one function ends a session (session_close),
+ * counting and logging why. A single lazy timer covers connect, server and
+ * idle timeouts: it is re-armed only when it fires or a nearer deadline
+ * appears, never per byte. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "net.h"
+#include "pool.h"
+#include "scheduler.h"
+#include "session.h"
+#include "util.h"
+#include "worker.h"
+
+/* How long an HTTP error answer waits for the client to close after the
+ * answer, so that unread request bytes never turn our close into a RST. */
+#define SESSION_LINGER 2.0
+
+enum session_state {
+    SESSION_CONNECTING,
+    SESSION_RELAYING,
+    SESSION_ANSWERING,   /* writing an HTTP error answer */
+    SESSION_LINGERING,   /* answer sent, reading until the client closes */
+};
+
+struct session_side {
+    ev_io io;
+    int fd;                 /* owned, -1 when closed */
+    int events;             /* what io is registered for */
+    int eof;                /* this side sent FIN */
+    int shut;               /* we sent FIN to this side */
+};
+
+struct session_pipe {       /* bytes flowing toward one side */
+    char *buf;              /* from the worker's pool while non-empty */
+    uint32_t start, end;
+};
+
+struct session {
+    struct session *prev, *next;   /* worker's list */
+    struct worker *worker;
+    struct config *config;         /* one reference */
+    struct listener_conf *listener;
+    struct pool *pool;
+    struct server *server;         /* holds one `active` while set */
+    enum session_state state;
+    enum session_term term;
+
+    struct session_side client, srv;
+    struct session_pipe to_srv, to_client;
+
+    ev_timer timer;
+    ev_tstamp timer_at;            /* absolute deadline the timer is set for */
+    ev_tstamp started, connect_started, connected_at, last_activity;
+    ev_tstamp awaiting_since;      /* client bytes sent, no answer yet; 0 = no */
+    double connect_ms;             /* of the successful connect, <0 = none */
+    struct timespec wall_start;
+
+    uint64_t bytes_in, bytes_out;
+    uint32_t tried[POOL_RETRIES_MAX + 1];
+    uint32_t ntried;
+    uint32_t last_server;          /* index of the last server tried + 1 */
+
+    const char *answer;            /* static HTTP error answer */
+    size_t answer_len, answer_off;
+
+    struct sockaddr_storage client_addr;
+};
+
+const char *session_term_str(enum session_term t)
+{
+    switch (t) {
+    case TERM_OK: return "ok";
+    case TERM_CLIENT_RESET: return "client_reset";
+    case TERM_SERVER_RESET: return "server_reset";
+    case TERM_NO_SERVER: return "no_server";
+    case TERM_CONNECT_FAIL: return "connect_fail";
+    case TERM_QUEUE_TIMEOUT: return "queue_timeout";
+    case TERM_SERVER_TIMEOUT: return "server_timeout";
+    case TERM_IDLE_TIMEOUT: return "idle_timeout";
+    case TERM_SHUTDOWN: return "shutdown";
+    }
+    return "?";
+}
+
+#define HTTP_ANSWER(code, reason, body)                                     \
+    "HTTP/1.1 " code " " reason "\r\n"                                      \
+    "Content-Type: text/plain\r\n"                                          \
+    "Content-Length: " #body "\r\n"                                         \
+    "Cache-Control: no-cache\r\n"                                           \
+    "Connection: close\r\n\r\n"
+
+static const char session_503[] =
+    HTTP_ANSWER("503", "Service Unavailable", 24) "503 Service Unavailable\n";
+static const char session_502[] =
+    HTTP_ANSWER("502", "Bad Gateway", 16) "502 Bad Gateway\n";
+static const char session_504[] =
+    HTTP_ANSWER("504", "Gateway Timeout", 20) "504 Gateway Timeout\n";
+
+static void session_client_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void session_server_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void session_close(struct session *s, enum session_term term);
+static void session_connect(struct session *s);
+
+struct session *session_next(struct session *s)
+{
+    return s->next;
+}
+
+/* ---- timer --------------------------------------------------------------- */
+
+static void session_timer_arm(struct session *s, ev_tstamp deadline)
+{
+    struct ev_loop *loop = s->worker->loop;
+    if (ev_is_active(&s->timer) && s->timer_at == deadline)
+        return;
+    ev_timer_stop(loop, &s->timer);
+    ev_tstamp after = deadline - ev_now(loop);
+    ev_timer_set(&s->timer, after > 0 ? after : 0, 0);
+    ev_timer_start(loop, &s->timer);
+    s->timer_at = deadline;
+}
+
+/* The nearest deadline while relaying: idle, or the server's if it owes an
+ * answer. */
+static ev_tstamp session_relay_deadline(const struct session *s)
+{
+    ev_tstamp d = s->last_activity + s->pool->idle_timeout;
+    if (s->awaiting_since > 0) {
+        ev_tstamp sd = s->awaiting_since + s->pool->server_timeout;
+        if (sd < d)
+            d = sd;
+    }
+    return d;
+}
+
+/* ---- io interest: the one place that derives it ---------------------------- */
+
+static void session_side_want(struct session *s, struct session_side *side, int events)
+{
+    if (side->fd == -1 || side->events == events)
+        return;
+    struct ev_loop *loop = s->worker->loop;
+    ev_io_stop(loop, &side->io);
+    side->events = events;
+    if (events) {
+        ev_io_set(&side->io, side->fd, events);
+        ev_io_start(loop, &side->io);
+    }
+}
+
+static int session_pipe_empty(const struct session_pipe *p)
+{
+    return p->start == p->end;
+}
+
+static void session_update_io(struct session *s)
+{
+    int cev = 0, sev = 0;
+    switch (s->state) {
+    case SESSION_CONNECTING:
+        sev = EV_WRITE;
+        break;
+    case SESSION_RELAYING:
+        if (!s->client.eof && session_pipe_empty(&s->to_srv))
+            cev |= EV_READ;
+        if (!session_pipe_empty(&s->to_client))
+            cev |= EV_WRITE;
+        if (!s->srv.eof && session_pipe_empty(&s->to_client))
+            sev |= EV_READ;
+        if (!session_pipe_empty(&s->to_srv))
+            sev |= EV_WRITE;
+        break;
+    case SESSION_ANSWERING:
+        cev = EV_WRITE;
+        break;
+    case SESSION_LINGERING:
+        cev = EV_READ;
+        break;
+    }
+    session_side_want(s, &s->client, cev);
+    session_side_want(s, &s->srv, sev);
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+
+static void session_pipe_release(struct session *s, struct session_pipe *p)
+{
+    if (p->buf != NULL)
+        worker_buf_put(s->worker, p->buf);
+    p->buf = NULL;
+    p->start = p->end = 0;
+}
+
+/* ---- the server connection ---------------------------------------------------- */
+
+/* Gives back the server slot (active count, scheduler) and closes its fd. */
+static void session_drop_server(struct session *s)
+{
+    struct ev_loop *loop = s->worker->loop;
+    ev_io_stop(loop, &s->srv.io);
+    s->srv.events = 0;
+    if (s->srv.fd != -1) {
+        close(s->srv.fd);
+        s->srv.fd = -1;
+    }
+    if (s->server != NULL) {
+        server_active_add(s->server, -1);
+        if (s->pool->sched->release)
+            s->pool->sched->release(s->pool->sched_state, s->server);
+        s->server = NULL;
+    }
+    s->srv.eof = s->srv.shut = 0;
+}
+
+/* ---- close and log ------------------------------------------------------------ */
+
+static void session_log(struct session *s)
+{
+    char line[512], client[NET_ADDR_STRLEN], ts[40], connect_ms[32];
+    struct tm tm;
+    gmtime_r(&s->wall_start.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", s->wall_start.tv_nsec / 1000000);
+    if (s->connect_ms >= 0)
+        snprintf(connect_ms, sizeof(connect_ms), "%.2f", s->connect_ms);
+    else
+        snprintf(connect_ms, sizeof(connect_ms), "-");
+    const char *server = "-";
+    if (s->last_server > 0)
+        server = s->pool->servers[s->last_server - 1].name;
+
+    int len = snprintf(line, sizeof(line),
+        "ts=%s client=%s listener=%s pool=%s server=%s connect_ms=%s "
+        "duration_ms=%.1f bytes_in=%llu bytes_out=%llu term=%s\n",
+        ts, net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)),
+        s->listener->name, s->pool->name, server, connect_ms,
+        (ev_now(s->worker->loop) - s->started) * 1000.0,
+        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+        session_term_str(s->term));
+    if (len > 0)
+        log_access(s->worker->id, line, (size_t)len < sizeof(line) ? (size_t)len
+                                                                    : sizeof(line) - 1);
+}
+
+/* The only way a session ends: stops every watcher before freeing. */
+static void session_close(struct session *s, enum session_term term)
+{
+    struct worker *w = s->worker;
+    struct ev_loop *loop = w->loop;
+    unsigned wid = w->id;
+
+    if (s->term == TERM_OK)
+        s->term = term;
+    ev_timer_stop(loop, &s->timer);
+    ev_io_stop(loop, &s->client.io);
+    session_drop_server(s);
+    if (s->client.fd != -1)
+        close(s->client.fd);
+    session_pipe_release(s, &s->to_srv);
+    session_pipe_release(s, &s->to_client);
+
+    counter_add(&s->listener->counters[wid].active, (uint64_t)-1);
+    if (log_access_enabled())
+        session_log(s);
+    worker_conn_release();
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    worker_session_remove(w, s);
+    config_unref(s->config);
+    free(s);
+}
+
+void session_abort(struct session *s, enum session_term term)
+{
+    session_close(s, term);
+}
+
+/* No server could be had: 503 in http mode, a silent close in tcp mode. */
+static void session_reject(struct session *s, enum session_term term)
+{
+    counter_add(&s->listener->counters[s->worker->id].rejected, 1);
+    if (s->listener->mode != LISTENER_HTTP) {
+        session_close(s, term);
+        return;
+    }
+    s->term = term;
+    s->answer = session_503;
+    s->answer_len = sizeof(session_503) - 1;
+    s->answer_off = 0;
+    s->state = SESSION_ANSWERING;
+    session_timer_arm(s, ev_now(s->worker->loop) + SESSION_LINGER);
+    session_update_io(s);
+}
+
+/* An HTTP error after the server was reached but before any byte of its
+ * answer reached the client (502, 504). */
+static void session_answer_error(struct session *s, const char *answer, size_t len,
+                                 enum session_term term)
+{
+    session_drop_server(s);
+    session_pipe_release(s, &s->to_srv);
+    session_pipe_release(s, &s->to_client);
+    s->term = term;
+    s->answer = answer;
+    s->answer_len = len;
+    s->answer_off = 0;
+    s->state = SESSION_ANSWERING;
+    session_timer_arm(s, ev_now(s->worker->loop) + SESSION_LINGER);
+    session_update_io(s);
+}
+
+/* ---- connect with retries --------------------------------------------------- */
+
+static void session_connect_failed(struct session *s)
+{
+    counter_add(&s->server->counters[s->worker->id].failed, 1);
+    session_drop_server(s);
+    ev_timer_stop(s->worker->loop, &s->timer);
+    if (s->ntried > s->pool->retries) {
+        session_reject(s, TERM_CONNECT_FAIL);
+        return;
+    }
+    session_connect(s);
+}
+
+static void session_connected(struct session *s)
+{
+    struct ev_loop *loop = s->worker->loop;
+    ev_tstamp now = ev_now(loop);
+    counter_add(&s->server->counters[s->worker->id].total, 1);
+    s->connect_ms = (ev_time() - s->connect_started) * 1000.0;
+    s->connected_at = now;
+    s->last_activity = now;
+    s->state = SESSION_RELAYING;
+    session_timer_arm(s, session_relay_deadline(s));
+    session_update_io(s);
+}
+
+static void session_connect(struct session *s)
+{
+    struct ev_loop *loop = s->worker->loop;
+    for (;;) {
+        struct sched_request req = {
+            .client = (const struct sockaddr *)&s->client_addr,
+            .tried = s->tried,
+            .ntried = s->ntried,
+            .now = ev_now(loop),
+        };
+        struct server *srv = sched_pick(s->pool, &req);
+        if (srv == NULL) {
+            session_reject(s, s->ntried ? TERM_CONNECT_FAIL : TERM_NO_SERVER);
+            return;
+        }
+        s->tried[s->ntried++] = srv->index;
+        s->last_server = srv->index + 1;
+        s->server = srv;
+        server_active_add(srv, 1);
+
+        int done = 0;
+        s->connect_started = ev_time();
+        int fd = net_connect(&srv->addr, &done);
+        if (fd == -1) {
+            /* refused at once (or no fd left): count it and try another */
+            counter_add(&srv->counters[s->worker->id].failed, 1);
+            session_drop_server(s);
+            if (s->ntried > s->pool->retries) {
+                session_reject(s, TERM_CONNECT_FAIL);
+                return;
+            }
+            continue;
+        }
+        s->srv.fd = fd;
+        s->srv.events = 0;
+        if (done) {
+            session_connected(s);
+            return;
+        }
+        s->state = SESSION_CONNECTING;
+        session_timer_arm(s, ev_now(loop) + s->pool->connect_timeout);
+        session_update_io(s);
+        return;
+    }
+}
+
+static void session_connect_ready(struct session *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(s->srv.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+        err = errno;
+    if (err != 0) {
+        session_connect_failed(s);
+        return;
+    }
+    session_connected(s);
+}
+
+/* ---- relaying ------------------------------------------------------------------ */
+
+/* Writes what `p` holds to `to`. Returns -1 if the session was closed. */
+static int session_flush(struct session *s, struct session_side *to,
+                         struct session_pipe *p, struct session_side *from)
+{
+    while (!session_pipe_empty(p)) {
+        ssize_t n = write(to->fd, p->buf + p->start, p->end - p->start);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            session_close(s, to == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
+            return -1;
+        }
+        p->start += (uint32_t)n;
+        if (to == &s->srv) {
+            s->bytes_in += (uint64_t)n;
+            counter_add(&s->server->counters[s->worker->id].bytes_in, (uint64_t)n);
+            if (s->awaiting_since == 0) {
+                s->awaiting_since = ev_now(s->worker->loop);
+                ev_tstamp d = session_relay_deadline(s);
+                if (d < s->timer_at)
+                    session_timer_arm(s, d);
+            }
+        } else {
+            s->bytes_out += (uint64_t)n;
+            counter_add(&s->server->counters[s->worker->id].bytes_out, (uint64_t)n);
+        }
+    }
+    session_pipe_release(s, p);
+    if (from->eof && !to->shut) {
+        shutdown(to->fd, SHUT_WR);
+        to->shut = 1;
+    }
+    return 0;
+}
+
+/* Reads from `from` into the empty pipe `p`, then writes on to `to` at once.
+ * Returns -1 if the session was closed. */
+static int session_pump(struct session *s, struct session_side *from,
+                        struct session_pipe *p, struct session_side *to)
+{
+    if (!session_pipe_empty(p))
+        return 0;
+    if (p->buf == NULL) {
+        p->buf = worker_buf_get(s->worker);
+        if (p->buf == NULL)
+            return 0;   /* out of memory: try again on the next event */
+    }
+    ssize_t n;
+    do {
+        n = read(from->fd, p->buf, WORKER_BUF_SIZE);
+    } while (n == -1 && errno == EINTR);
+
+    if (n > 0) {
+        p->start = 0;
+        p->end = (uint32_t)n;
+        s->last_activity = ev_now(s->worker->loop);
+        if (from == &s->srv)
+            s->awaiting_since = 0;
+        return session_flush(s, to, p, from);
+    }
+    session_pipe_release(s, p);
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        goto reset;
+    }
+    /* EOF */
+    from->eof = 1;
+    if (from == &s->srv && s->bytes_out == 0 && s->listener->mode == LISTENER_HTTP) {
+        session_answer_error(s, session_502, sizeof(session_502) - 1,
+                             TERM_SERVER_RESET);
+        return -1;
+    }
+    if (!to->shut) {
+        shutdown(to->fd, SHUT_WR);
+        to->shut = 1;
+    }
+    return 0;
+reset:
+    if (from == &s->srv && s->bytes_out == 0 && s->listener->mode == LISTENER_HTTP) {
+        session_answer_error(s, session_502, sizeof(session_502) - 1,
+                             TERM_SERVER_RESET);
+        return -1;
+    }
+    session_close(s, from == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
+    return -1;
+}
+
+static int session_relay_done(const struct session *s)
+{
+    return s->client.eof && s->srv.shut && session_pipe_empty(&s->to_srv) &&
+           s->srv.eof && s->client.shut && session_pipe_empty(&s->to_client);
+}
+
+/* ---- HTTP error answers ---------------------------------------------------- */
+
+static void session_answer_io(struct session *s, int revents)
+{
+    if (s->state == SESSION_ANSWERING && (revents & EV_WRITE)) {
+        while (s->answer_off < s->answer_len) {
+            ssize_t n = write(s->client.fd, s->answer + s->answer_off,
+                              s->answer_len - s->answer_off);
+            if (n == -1) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                session_close(s, s->term);
+                return;
+            }
+            s->answer_off += (size_t)n;
+        }
+        shutdown(s->client.fd, SHUT_WR);
+        s->client.shut = 1;
+        s->state = SESSION_LINGERING;
+        session_update_io(s);
+        return;
+    }
+    if (s->state == SESSION_LINGERING && (revents & EV_READ)) {
+        char sink[4096];
+        for (int rounds = 0; rounds < 16; rounds++) {
+            ssize_t n = read(s->client.fd, sink, sizeof(sink));
+            if (n > 0)
+                continue;
+            if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                return;
+            session_close(s, s->term);   /* EOF or error: the client is done */
+            return;
+        }
+    }
+}
+
+/* ---- watchers ------------------------------------------------------------------ */
+
+static void session_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct session *s = container_of(w, struct session, client.io);
+    if (s->state == SESSION_ANSWERING || s->state == SESSION_LINGERING) {
+        session_answer_io(s, revents);
+        return;
+    }
+    if ((revents & EV_WRITE) && session_flush(s, &s->client, &s->to_client, &s->srv) == -1)
+        return;
+    if ((revents & EV_READ) && session_pump(s, &s->client, &s->to_srv, &s->srv) == -1)
+        return;
+    if (session_relay_done(s)) {
+        session_close(s, TERM_OK);
+        return;
+    }
+    session_update_io(s);
+}
+
+static void session_server_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct session *s = container_of(w, struct session, srv.io);
+    if (s->state == SESSION_CONNECTING) {
+        session_connect_ready(s);
+        return;
+    }
+    if ((revents & EV_WRITE) && session_flush(s, &s->srv, &s->to_srv, &s->client) == -1)
+        return;
+    if ((revents & EV_READ) && session_pump(s, &s->srv, &s->to_client, &s->client) == -1)
+        return;
+    if (session_relay_done(s)) {
+        session_close(s, TERM_OK);
+        return;
+    }
+    session_update_io(s);
+}
+
+static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct session *s = container_of(w, struct session, timer);
+    ev_tstamp now = ev_now(loop);
+
+    switch (s->state) {
+    case SESSION_CONNECTING:
+        session_connect_failed(s);
+        return;
+    case SESSION_ANSWERING:
+    case SESSION_LINGERING:
+        session_close(s, s->term);
+        return;
+    case SESSION_RELAYING:
+        break;
+    }
+    if (s->awaiting_since > 0 && now >= s->awaiting_since + s->pool->server_timeout) {
+        if (s->bytes_out == 0 && s->listener->mode == LISTENER_HTTP)
+            session_answer_error(s, session_504, sizeof(session_504) - 1,
+                                 TERM_SERVER_TIMEOUT);
+        else
+            session_close(s, TERM_SERVER_TIMEOUT);
+        return;
+    }
+    if (now >= s->last_activity + s->pool->idle_timeout) {
+        session_close(s, TERM_IDLE_TIMEOUT);
+        return;
+    }
+    s->timer_at = 0;    /* expired: force a re-arm */
+    session_timer_arm(s, session_relay_deadline(s));
+}
+
+/* ---- start ------------------------------------------------------------------------ */
+
+void session_start(struct worker *w, struct listen_sock *ls, int fd,
+                   const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(fd);
+        worker_conn_release();
+        return;
+    }
+    s->worker = w;
+    s->config = config_ref(w->config);
+    s->listener = ls->conf;
+    s->pool = ls->conf->pool;
+    s->started = ev_now(w->loop);
+    s->connect_ms = -1;
+    clock_gettime(CLOCK_REALTIME, &s->wall_start);
+    if (addrlen > sizeof(s->client_addr))
+        addrlen = sizeof(s->client_addr);
+    memcpy(&s->client_addr, addr, addrlen);
+
+    s->client.fd = fd;
+    s->srv.fd = -1;
+    ev_io_init(&s->client.io, session_client_cb, fd, 0);
+    ev_io_init(&s->srv.io, session_server_cb, -1, 0);
+    ev_init(&s->timer, session_timer_cb);
+    (void)net_set_nodelay(fd);
+
+    counter_add(&s->listener->counters[w->id].total, 1);
+    counter_add(&s->listener->counters[w->id].active, 1);
+    s->next = w->sessions;
+    if (w->sessions != NULL)
+        w->sessions->prev = s;
+    w->sessions = s;
+    worker_session_add(w, s);
+    session_connect(s);
+}

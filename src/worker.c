@@ -1,0 +1,192 @@
+/* worker.c — a worker thread: its loop, its sessions, its relay buffers, and
+ * the graceful stop (stop accepting, let sessions finish for up to
+ * shutdown_timeout, then end the rest). Accepting itself is listener.c's. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/* Open client connections over all workers: one atomic add per connection,
+ * the price of a global maxconn. */
+static int64_t worker_conns_all;
+
+int worker_conn_admit(unsigned long maxconn)
+{
+    int64_t n = __atomic_add_fetch(&worker_conns_all, 1, __ATOMIC_RELAXED);
+    if (n > (int64_t)maxconn) {
+        __atomic_sub_fetch(&worker_conns_all, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return 1;
+}
+
+void worker_conn_release(void)
+{
+    __atomic_sub_fetch(&worker_conns_all, 1, __ATOMIC_RELAXED);
+}
+
+int64_t worker_conn_count(void)
+{
+    return __atomic_load_n(&worker_conns_all, __ATOMIC_RELAXED);
+}
+
+char *worker_buf_get(struct worker *w)
+{
+    struct worker_buf *b = w->free_bufs;
+    if (b != NULL) {
+        w->free_bufs = b->next;
+        w->nfree_bufs--;
+        return (char *)b;
+    }
+    return malloc(WORKER_BUF_SIZE);
+}
+
+void worker_buf_put(struct worker *w, char *buf)
+{
+    if (w->nfree_bufs >= WORKER_FREE_BUFS_MAX) {
+        free(buf);
+        return;
+    }
+    struct worker_buf *b = (struct worker_buf *)(void *)buf;
+    b->next = w->free_bufs;
+    w->free_bufs = b;
+    w->nfree_bufs++;
+}
+
+void worker_session_add(struct worker *w, struct session *s)
+{
+    (void)s;
+    w->nsessions++;
+}
+
+void worker_session_remove(struct worker *w, struct session *s)
+{
+    (void)s;
+    w->nsessions--;
+    if (w->stopping && w->nsessions == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void worker_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = container_of(t, struct worker, resume_timer);
+    w->accept_paused = 0;
+    if (!w->stopping)
+        listener_start(w);
+}
+
+void worker_pause_accept(struct worker *w, double seconds)
+{
+    if (w->accept_paused)
+        return;
+    w->accept_paused = 1;
+    listener_stop(w);
+    ev_timer_set(&w->resume_timer, seconds, 0);
+    ev_timer_start(w->loop, &w->resume_timer);
+}
+
+static void worker_shutdown_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(t, struct worker, shutdown_timer);
+    (void)w;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void worker_wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(a, struct worker, wakeup);
+    if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->stopping)
+        return;
+    w->stopping = 1;
+    ev_timer_stop(loop, &w->resume_timer);
+    listener_stop(w);
+    listener_close_all(w->socks, w->nsocks);
+    w->socks = NULL;
+    w->nsocks = 0;
+    if (w->nsessions == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&w->shutdown_timer, w->config->global.shutdown_timeout, 0);
+    ev_timer_start(loop, &w->shutdown_timer);
+}
+
+int worker_init(struct worker *w, unsigned id, struct config *config,
+                struct listen_sock *socks, size_t nsocks)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (w->loop == NULL)
+        return -1;
+    w->config = config_ref(config);
+    w->socks = socks;
+    w->nsocks = nsocks;
+    for (size_t i = 0; i < nsocks; i++)
+        socks[i].worker = w;
+    ev_async_init(&w->wakeup, worker_wakeup_cb);
+    ev_async_start(w->loop, &w->wakeup);
+    ev_init(&w->resume_timer, worker_resume_cb);
+    ev_init(&w->shutdown_timer, worker_shutdown_cb);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    listener_start(w);
+    ev_run(w->loop, 0);
+    /* Out of the loop: a shutdown. End what is left, each logged as such. */
+    while (w->sessions != NULL)
+        session_abort(w->sessions, TERM_SHUTDOWN);
+    if (w->on_exit)
+        w->on_exit(w);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    w->started = 1;
+    return 0;
+}
+
+void worker_request_stop(struct worker *w)
+{
+    __atomic_store_n(&w->stop_requested, 1, __ATOMIC_RELEASE);
+    ev_async_send(w->loop, &w->wakeup);
+}
+
+void worker_join(struct worker *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = 0;
+}
+
+void worker_free(struct worker *w)
+{
+    listener_close_all(w->socks, w->nsocks);
+    w->socks = NULL;
+    while (w->free_bufs != NULL) {
+        struct worker_buf *b = w->free_bufs;
+        w->free_bufs = b->next;
+        free(b);
+    }
+    if (w->loop != NULL)
+        ev_loop_destroy(w->loop);
+    w->loop = NULL;
+    config_unref(w->config);
+    w->config = NULL;
+}

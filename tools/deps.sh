@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages tcplb needs to build and test, and only those
+# that are missing: a library counts as present when pkg-config (or, for
+# libev, which ships no .pc file on Debian, its header) finds it; a tool when
+# `command -v` finds it. apt-get update runs at most once.
+set -eu
+
+missing=""
+want_pkg() { missing="$missing $1"; }
+
+command -v pkg-config >/dev/null 2>&1 || want_pkg pkg-config
+command -v gcc >/dev/null 2>&1 || want_pkg gcc
+command -v make >/dev/null 2>&1 || want_pkg make
+command -v python3 >/dev/null 2>&1 || want_pkg python3
+command -v curl >/dev/null 2>&1 || want_pkg curl
+if ! pkg-config --exists libev 2>/dev/null && [ ! -f /usr/include/ev.h ]; then
+    want_pkg libev-dev
+fi
+pkg-config --exists inih 2>/dev/null || want_pkg libinih-dev
+if [ "${1:-}" = "test" ]; then
+    pkg-config --exists cmocka 2>/dev/null || want_pkg libcmocka-dev
+fi
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
