@@ -18,6 +18,7 @@ struct sched_request {
     const uint32_t *tried;           /* server indexes already tried */
     size_t ntried;
     double now;                      /* seconds, monotonic */
+    uint64_t random;                 /* a fresh random value from the caller */
 };
 
 struct sched_ops {
@@ -51,6 +52,23 @@ struct server *sched_pick(struct pool *pool, const struct sched_request *req);
 /* 1 if <index> is in the request's tried set. */
 int sched_tried(const struct sched_request *req, uint32_t index);
 
+/* 1 if <srv> may take this request: available and not tried yet. */
+int sched_eligible(const struct sched_request *req, const struct server *srv);
+
+/* Compares load per unit weight: <0 if a is less loaded than b, 0 if equal,
+ * >0 if more. Uses the shared active counts. */
+int sched_load_cmp(const struct server *a, const struct server *b);
+
+/* A fixed 64-bit hash of bytes (no per-process seed, so every tcplb maps a
+ * key the same way). */
+uint64_t sched_hash(const void *data, size_t len, uint64_t salt);
+
+/* Bytes of the client's IP (4 or 16) for hashing; 0 when unknown. */
+size_t sched_client_key(const struct sockaddr *client, const uint8_t **key);
+
 extern const struct sched_ops sched_roundrobin;
+extern const struct sched_ops sched_leastconn;
+extern const struct sched_ops sched_random2;
+extern const struct sched_ops sched_source;
 
 #endif

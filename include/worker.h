@@ -45,6 +45,7 @@ struct worker {
 
     struct worker_buf *free_bufs;  /* owned free list */
     unsigned nfree_bufs;
+    uint64_t rng;                  /* xorshift state for schedulers */
 
     void (*on_exit)(struct worker *w);   /* called in the worker thread */
 };
@@ -63,6 +64,9 @@ void worker_free(struct worker *w);
 /* Session bookkeeping, worker thread only. */
 void worker_session_add(struct worker *w, struct session *s);
 void worker_session_remove(struct worker *w, struct session *s);
+
+/* A random 64-bit value from the worker's own generator (xorshift64*). */
+uint64_t worker_random(struct worker *w);
 
 char *worker_buf_get(struct worker *w);   /* NULL on ENOMEM */
 void worker_buf_put(struct worker *w, char *buf);

@@ -1,6 +1,7 @@
 /* sched.c — the registry of scheduling algorithms (name -> ops table) and the
  * one call sessions use to place a connection. The algorithms live one per
  * file (sched_rr.c, ...). */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "pool.h"
@@ -9,6 +10,9 @@
 
 static const struct sched_ops *const sched_all[] = {
     &sched_roundrobin,
+    &sched_leastconn,
+    &sched_random2,
+    &sched_source,
 };
 
 const struct sched_ops *sched_find(const char *name)
@@ -21,7 +25,7 @@ const struct sched_ops *sched_find(const char *name)
 
 const char *sched_names(void)
 {
-    return "roundrobin";
+    return "roundrobin leastconn random2 source";
 }
 
 int sched_tried(const struct sched_request *req, uint32_t index)
@@ -29,6 +33,52 @@ int sched_tried(const struct sched_request *req, uint32_t index)
     for (size_t i = 0; i < req->ntried; i++)
         if (req->tried[i] == index)
             return 1;
+    return 0;
+}
+
+int sched_eligible(const struct sched_request *req, const struct server *srv)
+{
+    return server_available(srv) && !sched_tried(req, srv->index);
+}
+
+int sched_load_cmp(const struct server *a, const struct server *b)
+{
+    /* active_a / weight_a vs active_b / weight_b without division */
+    int64_t lhs = server_active(a) * (int64_t)server_weight(b);
+    int64_t rhs = server_active(b) * (int64_t)server_weight(a);
+    return (lhs > rhs) - (lhs < rhs);
+}
+
+uint64_t sched_hash(const void *data, size_t len, uint64_t salt)
+{
+    /* FNV-1a, then a murmur3 finaliser so that nearby keys (consecutive IPs)
+     * spread over the whole range. */
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL ^ salt;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+size_t sched_client_key(const struct sockaddr *client, const uint8_t **key)
+{
+    if (client == NULL)
+        return 0;
+    if (client->sa_family == AF_INET) {
+        *key = (const uint8_t *)&((const struct sockaddr_in *)client)->sin_addr;
+        return 4;
+    }
+    if (client->sa_family == AF_INET6) {
+        *key = (const uint8_t *)&((const struct sockaddr_in6 *)client)->sin6_addr;
+        return 16;
+    }
     return 0;
 }
 

@@ -367,6 +367,7 @@ static void session_connect(struct session *s)
             .tried = s->tried,
             .ntried = s->ntried,
             .now = ev_now(loop),
+            .random = worker_random(s->worker),
         };
         struct server *srv = sched_pick(s->pool, &req);
         if (srv == NULL) {

@@ -36,6 +36,16 @@ int64_t worker_conn_count(void)
     return __atomic_load_n(&worker_conns_all, __ATOMIC_RELAXED);
 }
 
+uint64_t worker_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
 char *worker_buf_get(struct worker *w)
 {
     struct worker_buf *b = w->free_bufs;
@@ -126,6 +136,8 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
+    w->rng = ((uint64_t)ev_time() * 1000003u) ^ ((uint64_t)(id + 1) << 32) ^
+             0x9e3779b97f4a7c15ULL;
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (w->loop == NULL)
         return -1;
