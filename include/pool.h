@@ -4,11 +4,15 @@
 #ifndef TCPLB_POOL_H
 #define TCPLB_POOL_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "counters.h"
 #include "net.h"
 
 struct sched_ops;
+struct client_table;
+struct worker;
 
 enum server_state {
     SERVER_UP = 0,   /* takes new connections */
@@ -43,6 +47,23 @@ struct server {
 };
 
 enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
+
+#define POOL_PERSIST_MAX_DEFAULT 65536
+
+/* A connection waiting for a server slot under maxconn. Embedded in the
+ * session; the queue links it, the session owns it. */
+struct pool_queue_node {
+    struct pool_queue_node *next, *prev;
+    struct worker *worker;          /* the worker that owns the session */
+    int queued;                     /* under the queue's lock */
+};
+
+/* FIFO of waiting connections, shared by all workers of the pool. */
+struct pool_queue {
+    pthread_mutex_t lock;
+    struct pool_queue_node *head, *tail;
+    size_t len;                     /* atomic read outside the lock */
+};
 enum health_mode { HEALTH_TCP = 0, HEALTH_HTTP, HEALTH_NONE };
 
 struct pool {
@@ -55,6 +76,11 @@ struct pool {
 
     enum persist_mode persist;
     double persist_timeout;
+    unsigned persist_max;       /* client table capacity */
+    struct client_table *clients;   /* owned: stick table and client counts */
+    int has_maxconn;            /* some server has a maxconn */
+    int started;                /* pool_start() ran: queue lock exists */
+    struct pool_queue queue;
     unsigned balance_factor;
     double connect_timeout, server_timeout, idle_timeout, queue_timeout;
     unsigned retries;
@@ -84,7 +110,14 @@ static inline int64_t server_active(const struct server *s)
 }
 static inline void server_active_add(struct server *s, int64_t n)
 {
-    __atomic_add_fetch(&s->active, n, __ATOMIC_RELAXED);
+    /* seq_cst: a freed slot and a newly queued connection must see each
+     * other (see pool_queue_push). */
+    __atomic_add_fetch(&s->active, n, __ATOMIC_SEQ_CST);
+}
+/* Below its maxconn (or has none). */
+static inline int server_has_room(const struct server *s)
+{
+    return s->maxconn == 0 || server_active(s) < (int64_t)s->maxconn;
 }
 
 /* Sets the state and tells the scheduler. Main thread only; a repeat call
@@ -96,6 +129,21 @@ void pool_set_server_state(struct server *s, enum server_state st);
 int pool_set_server_weight(struct server *s, unsigned weight);
 
 struct server *pool_find_server(struct pool *p, const char *name);
+
+/* Queue of connections waiting under maxconn. Any worker. push puts a node
+ * at the tail (or back at the head after a lost race for a slot); remove
+ * returns 1 if the node was queued; take pops the head if it belongs to
+ * <w>, else tells in *head_owner whose it is (NULL when empty). */
+void pool_queue_push(struct pool *p, struct pool_queue_node *n, int at_head);
+int pool_queue_remove(struct pool *p, struct pool_queue_node *n);
+struct pool_queue_node *pool_queue_take(struct pool *p, struct worker *w,
+                                        struct worker **head_owner);
+size_t pool_queue_len(struct pool *p);
+/* The worker whose connection heads the queue, or NULL when it is empty. */
+struct worker *pool_queue_head_owner(struct pool *p);
+
+/* 1 if some available server has a free slot now. */
+int pool_has_room(struct pool *p);
 
 /* Allocates counters and scheduler state once nworkers is known.
  * Returns 0/-1 with err filled. */

@@ -11,10 +11,12 @@
 
 struct pool;
 struct server;
+struct client_key;
 
 /* What pick() knows of the connection to place. */
 struct sched_request {
     const struct sockaddr *client;   /* may be NULL in tests */
+    const struct client_key *key;    /* client IP for persistence; may be NULL */
     const uint32_t *tried;           /* server indexes already tried */
     size_t ntried;
     double now;                      /* seconds, monotonic */
@@ -45,14 +47,27 @@ const struct sched_ops *sched_find(const char *name);
 /* Known names, space separated, for error messages. */
 const char *sched_names(void);
 
-/* Picks a server for a new connection of <pool>: the pool's scheduler
- * behind one call. */
+/* Why sched_pick() chose its server. */
+enum sched_why {
+    SCHED_WHY_NONE = 0,     /* no server */
+    SCHED_WHY_PERSIST,      /* the client's remembered server (persist) */
+    SCHED_WHY_SCHEDULE,     /* the pool's algorithm */
+};
+const char *sched_why_str(enum sched_why why);
+
+/* Picks a server for a new connection of <pool>: the client's remembered
+ * server when `persist = source` holds one that may take it (up or drain,
+ * untried, below maxconn), else the pool's algorithm. Any worker.
+ * sched_pick_why() also tells why. */
 struct server *sched_pick(struct pool *pool, const struct sched_request *req);
+struct server *sched_pick_why(struct pool *pool, const struct sched_request *req,
+                              enum sched_why *why);
 
 /* 1 if <index> is in the request's tried set. */
 int sched_tried(const struct sched_request *req, uint32_t index);
 
-/* 1 if <srv> may take this request: available and not tried yet. */
+/* 1 if <srv> may take this request: available, below its maxconn and not
+ * tried yet. */
 int sched_eligible(const struct sched_request *req, const struct server *srv);
 
 /* Compares load per unit weight: <0 if a is less loaded than b, 0 if equal,

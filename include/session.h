@@ -27,6 +27,10 @@ const char *session_term_str(enum session_term t);
 void session_start(struct worker *w, struct listen_sock *ls, int fd,
                    const struct sockaddr *addr, socklen_t addrlen);
 
+/* Gives queued connections of this worker the server slots that freed up,
+ * in FIFO order over all workers. Worker thread, on its queue wake-up. */
+void session_queue_run(struct worker *w);
+
 /* Ends a session now with <term> (used by shutdown). */
 struct session;
 void session_abort(struct session *s, enum session_term term);

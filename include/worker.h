@@ -34,6 +34,7 @@ struct worker {
     size_t nsocks;
 
     ev_async wakeup;               /* another thread asked something */
+    ev_async queue_wake;           /* a server slot freed for our queued */
     int stop_requested;            /* atomic */
     int stopping;
     ev_timer shutdown_timer;       /* shutdown_timeout once stopping */
@@ -59,6 +60,8 @@ int worker_start(struct worker *w);
  * config's shutdown_timeout. Any thread; repeat calls are harmless. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
+/* Tells <w> that a queued connection of its may get a slot. Any thread. */
+void worker_wake_queue(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Session bookkeeping, worker thread only. */

@@ -137,6 +137,7 @@ static void config_pool_defaults(struct pool *pool)
     pool->sched = &sched_roundrobin;
     pool->persist = PERSIST_NONE;
     pool->persist_timeout = 30 * 60;
+    pool->persist_max = POOL_PERSIST_MAX_DEFAULT;
     pool->connect_timeout = 2;
     pool->server_timeout = 60;
     pool->idle_timeout = 5 * 60;
@@ -395,7 +396,8 @@ static int config_listener_key(struct config_parse *p, const char *key,
 /* ---- [pool NAME] --------------------------------------------------------- */
 
 static const char *const config_pool_keys[] = {
-    "scheduler", "server", "persist", "persist_timeout", "balance_factor",
+    "scheduler", "server", "persist", "persist_timeout", "persist_max",
+    "balance_factor",
     "connect_timeout", "server_timeout", "idle_timeout", "retries",
     "queue_timeout", "health", "health_path", "health_interval",
     "health_timeout", "rise", "fall",
@@ -520,6 +522,8 @@ static int config_pool_key(struct config_parse *p, const char *key, const char *
                                "spaces, got '%s'", value);
         return config_set_string(p, value, &pool->health_path);
     }
+    if (strcmp(key, "persist_max") == 0)
+        return config_set_uint(p, key, value, 1, 10000000, &pool->persist_max);
     if (strcmp(key, "retries") == 0)
         return config_set_uint(p, key, value, 0, POOL_RETRIES_MAX, &pool->retries);
     if (strcmp(key, "rise") == 0)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_table.h"
 #include "pool.h"
 #include "scheduler.h"
 
@@ -48,12 +49,109 @@ struct server *pool_find_server(struct pool *p, const char *name)
     return NULL;
 }
 
+void pool_queue_push(struct pool *p, struct pool_queue_node *n, int at_head)
+{
+    struct pool_queue *q = &p->queue;
+    pthread_mutex_lock(&q->lock);
+    if (at_head) {
+        n->prev = NULL;
+        n->next = q->head;
+        if (q->head)
+            q->head->prev = n;
+        else
+            q->tail = n;
+        q->head = n;
+    } else {
+        n->next = NULL;
+        n->prev = q->tail;
+        if (q->tail)
+            q->tail->next = n;
+        else
+            q->head = n;
+        q->tail = n;
+    }
+    n->queued = 1;
+    __atomic_add_fetch(&q->len, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Lock held. */
+static void pool_queue_unlink(struct pool_queue *q, struct pool_queue_node *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->next = n->prev = NULL;
+    n->queued = 0;
+    __atomic_sub_fetch(&q->len, 1, __ATOMIC_SEQ_CST);
+}
+
+int pool_queue_remove(struct pool *p, struct pool_queue_node *n)
+{
+    struct pool_queue *q = &p->queue;
+    pthread_mutex_lock(&q->lock);
+    int was = n->queued;
+    if (was)
+        pool_queue_unlink(q, n);
+    pthread_mutex_unlock(&q->lock);
+    return was;
+}
+
+struct pool_queue_node *pool_queue_take(struct pool *p, struct worker *w,
+                                        struct worker **head_owner)
+{
+    struct pool_queue *q = &p->queue;
+    struct pool_queue_node *n = NULL;
+    pthread_mutex_lock(&q->lock);
+    *head_owner = q->head ? q->head->worker : NULL;
+    if (q->head != NULL && q->head->worker == w) {
+        n = q->head;
+        pool_queue_unlink(q, n);
+        *head_owner = q->head ? q->head->worker : NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+struct worker *pool_queue_head_owner(struct pool *p)
+{
+    pthread_mutex_lock(&p->queue.lock);
+    struct worker *w = p->queue.head ? p->queue.head->worker : NULL;
+    pthread_mutex_unlock(&p->queue.lock);
+    return w;
+}
+
+size_t pool_queue_len(struct pool *p)
+{
+    return __atomic_load_n(&p->queue.len, __ATOMIC_SEQ_CST);
+}
+
+int pool_has_room(struct pool *p)
+{
+    for (uint32_t i = 0; i < p->nservers; i++)
+        if (server_available(&p->servers[i]) && server_has_room(&p->servers[i]))
+            return 1;
+    return 0;
+}
+
 int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
 {
+    pthread_mutex_init(&p->queue.lock, NULL);
+    p->started = 1;
+    p->clients = client_table_new(p->persist_max);
+    if (p->clients == NULL)
+        goto nomem;
     for (uint32_t i = 0; i < p->nservers; i++) {
         p->servers[i].counters = counters_server_new(nworkers);
         if (p->servers[i].counters == NULL)
             goto nomem;
+        if (p->servers[i].maxconn > 0)
+            p->has_maxconn = 1;
     }
     p->sched_state = p->sched->init(p);
     if (p->sched_state == NULL)
@@ -69,6 +167,11 @@ void pool_release(struct pool *p)
     if (p->sched_state != NULL && p->sched != NULL)
         p->sched->free(p->sched_state);
     p->sched_state = NULL;
+    client_table_free(p->clients);
+    p->clients = NULL;
+    if (p->started)
+        pthread_mutex_destroy(&p->queue.lock);
+    p->started = 0;
     for (uint32_t i = 0; i < p->nservers; i++) {
         free(p->servers[i].name);
         free(p->servers[i].addr_text);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "client_table.h"
 #include "pool.h"
 #include "scheduler.h"
 #include "util.h"
@@ -38,7 +39,29 @@ int sched_tried(const struct sched_request *req, uint32_t index)
 
 int sched_eligible(const struct sched_request *req, const struct server *srv)
 {
-    return server_available(srv) && !sched_tried(req, srv->index);
+    return server_available(srv) && server_has_room(srv) &&
+           !sched_tried(req, srv->index);
+}
+
+const char *sched_why_str(enum sched_why why)
+{
+    switch (why) {
+    case SCHED_WHY_NONE: return "none";
+    case SCHED_WHY_PERSIST: return "persist";
+    case SCHED_WHY_SCHEDULE: return "schedule";
+    }
+    return "?";
+}
+
+/* A remembered server keeps its client while up or draining (drain keeps
+ * persistent clients, takes no new ones); down and maint lose them. A full
+ * server (maxconn) yields: the client is placed afresh rather than queued
+ * behind its old server, which is what bounds a hot client. */
+static int sched_sticky_ok(const struct sched_request *req, const struct server *s)
+{
+    enum server_state st = server_state(s);
+    return (st == SERVER_UP || st == SERVER_DRAIN) && server_has_room(s) &&
+           !sched_tried(req, s->index);
 }
 
 int sched_load_cmp(const struct server *a, const struct server *b)
@@ -84,7 +107,27 @@ size_t sched_client_key(const struct sockaddr *client, const uint8_t **key)
 
 struct server *sched_pick(struct pool *pool, const struct sched_request *req)
 {
+    enum sched_why why;
+    return sched_pick_why(pool, req, &why);
+}
+
+struct server *sched_pick_why(struct pool *pool, const struct sched_request *req,
+                              enum sched_why *why)
+{
+    *why = SCHED_WHY_NONE;
     if (pool->nservers == 0)
         return NULL;
-    return pool->sched->pick(pool->sched_state, pool, req);
+    if (pool->persist == PERSIST_SOURCE && req->key != NULL && pool->clients != NULL) {
+        uint32_t index;
+        if (client_table_sticky(pool->clients, req->key, req->now,
+                                pool->persist_timeout, &index) &&
+            index < pool->nservers && sched_sticky_ok(req, &pool->servers[index])) {
+            *why = SCHED_WHY_PERSIST;
+            return &pool->servers[index];
+        }
+    }
+    struct server *s = pool->sched->pick(pool->sched_state, pool, req);
+    if (s != NULL)
+        *why = SCHED_WHY_SCHEDULE;
+    return s;
 }

@@ -121,7 +121,7 @@ static struct server *rr_pick(void *state, struct pool *pool,
         if (index >= pool->nservers)
             continue;
         struct server *s = &pool->servers[index];
-        if (server_available(s) && !sched_tried(req, index))
+        if (sched_eligible(req, s))
             return s;
     }
     return NULL;

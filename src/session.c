@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_table.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 #define SESSION_LINGER 2.0
 
 enum session_state {
+    SESSION_QUEUED,      /* waiting for a slot under server maxconn */
     SESSION_CONNECTING,
     SESSION_RELAYING,
     SESSION_ANSWERING,   /* writing an HTTP error answer */
@@ -77,6 +79,12 @@ struct session {
     uint32_t ntried;
     uint32_t last_server;          /* index of the last server tried + 1 */
 
+    struct client_key key;         /* the client's IP, for the client table */
+    int placed;                    /* counted in the pool's client table */
+    struct pool_queue_node qnode;  /* in the pool's queue while QUEUED */
+    ev_tstamp queued_since;
+    int dispatching;               /* taken from the queue head: no re-queue */
+
     const char *answer;            /* static HTTP error answer */
     size_t answer_len, answer_off;
 
@@ -117,7 +125,7 @@ static void session_client_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void session_server_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void session_close(struct session *s, enum session_term term);
-static void session_connect(struct session *s);
+static int session_connect(struct session *s);
 
 struct session *session_next(struct session *s)
 {
@@ -175,6 +183,8 @@ static void session_update_io(struct session *s)
 {
     int cev = 0, sev = 0;
     switch (s->state) {
+    case SESSION_QUEUED:
+        break;
     case SESSION_CONNECTING:
         sev = EV_WRITE;
         break;
@@ -211,6 +221,14 @@ static void session_pipe_release(struct session *s, struct session_pipe *p)
 
 /* ---- the server connection ---------------------------------------------------- */
 
+/* Wakes the worker whose connection heads the pool's queue. Any worker. */
+static void session_queue_kick(struct pool *pool)
+{
+    struct worker *owner = pool_queue_head_owner(pool);
+    if (owner != NULL)
+        worker_wake_queue(owner);
+}
+
 /* Gives back the server slot (active count, scheduler) and closes its fd. */
 static void session_drop_server(struct session *s)
 {
@@ -222,10 +240,13 @@ static void session_drop_server(struct session *s)
         s->srv.fd = -1;
     }
     if (s->server != NULL) {
-        server_active_add(s->server, -1);
+        struct server *srv = s->server;
+        server_active_add(srv, -1);
         if (s->pool->sched->release)
-            s->pool->sched->release(s->pool->sched_state, s->server);
+            s->pool->sched->release(s->pool->sched_state, srv);
         s->server = NULL;
+        if (srv->maxconn > 0 && pool_queue_len(s->pool) > 0)
+            session_queue_kick(s->pool);
     }
     s->srv.eof = s->srv.shut = 0;
 }
@@ -269,6 +290,10 @@ static void session_close(struct session *s, enum session_term term)
 
     if (s->term == TERM_OK)
         s->term = term;
+    if (s->state == SESSION_QUEUED)
+        pool_queue_remove(s->pool, &s->qnode);
+    if (s->placed)
+        client_table_ended(s->pool->clients, &s->key);
     ev_timer_stop(loop, &s->timer);
     ev_io_stop(loop, &s->client.io);
     session_drop_server(s);
@@ -342,7 +367,7 @@ static void session_connect_failed(struct session *s)
         session_reject(s, TERM_CONNECT_FAIL);
         return;
     }
-    session_connect(s);
+    (void)session_connect(s);
 }
 
 static void session_connected(struct session *s)
@@ -350,6 +375,10 @@ static void session_connected(struct session *s)
     struct ev_loop *loop = s->worker->loop;
     ev_tstamp now = ev_now(loop);
     counter_add(&s->server->counters[s->worker->id].total, 1);
+    if (!s->placed) {
+        client_table_placed(s->pool->clients, &s->key, s->server->index, now);
+        s->placed = 1;
+    }
     s->connect_ms = (ev_time() - s->connect_started) * 1000.0;
     s->connected_at = now;
     s->last_activity = now;
@@ -358,12 +387,52 @@ static void session_connected(struct session *s)
     session_update_io(s);
 }
 
-static void session_connect(struct session *s)
+/* Puts the session in the pool's queue. Back at the head when it was just
+ * taken from there and lost the slot to a race; then it keeps its first
+ * deadline and does not wake anyone (it would only lose again). */
+static int session_enqueue(struct session *s, int at_head)
+{
+    struct ev_loop *loop = s->worker->loop;
+    if (!at_head || s->queued_since == 0)
+        s->queued_since = ev_now(loop);
+    s->dispatching = 0;
+    s->state = SESSION_QUEUED;
+    pool_queue_push(s->pool, &s->qnode, at_head);
+    session_timer_arm(s, s->queued_since + s->pool->queue_timeout);
+    session_update_io(s);
+    /* A slot may have freed between the pick and the push: its worker saw
+     * an empty queue and kicked nobody. */
+    if (!at_head && pool_has_room(s->pool))
+        session_queue_kick(s->pool);
+    return 1;
+}
+
+/* 1 if some server could take the request but for its maxconn. */
+static int session_pool_full(const struct session *s, const struct sched_request *req)
+{
+    for (uint32_t i = 0; i < s->pool->nservers; i++) {
+        const struct server *srv = &s->pool->servers[i];
+        if (server_available(srv) && !server_has_room(srv) &&
+            !sched_tried(req, srv->index))
+            return 1;
+    }
+    return 0;
+}
+
+/* Places the session: picks a server and starts connecting, retrying on
+ * immediate failures. Returns 1 if the session went to the queue, 0
+ * otherwise (connecting, relaying or already closed). */
+static int session_connect(struct session *s)
 {
     struct ev_loop *loop = s->worker->loop;
     for (;;) {
+        /* First come, first served: while others wait, newcomers queue. */
+        if (s->pool->has_maxconn && !s->dispatching && pool_queue_len(s->pool) > 0 &&
+            s->pool->queue_timeout > 0)
+            return session_enqueue(s, 0);
         struct sched_request req = {
             .client = (const struct sockaddr *)&s->client_addr,
+            .key = &s->key,
             .tried = s->tried,
             .ntried = s->ntried,
             .now = ev_now(loop),
@@ -371,9 +440,13 @@ static void session_connect(struct session *s)
         };
         struct server *srv = sched_pick(s->pool, &req);
         if (srv == NULL) {
+            if (s->pool->has_maxconn && s->pool->queue_timeout > 0 &&
+                session_pool_full(s, &req))
+                return session_enqueue(s, s->dispatching);
             session_reject(s, s->ntried ? TERM_CONNECT_FAIL : TERM_NO_SERVER);
-            return;
+            return 0;
         }
+        s->dispatching = 0;
         s->tried[s->ntried++] = srv->index;
         s->last_server = srv->index + 1;
         s->server = srv;
@@ -388,7 +461,7 @@ static void session_connect(struct session *s)
             session_drop_server(s);
             if (s->ntried > s->pool->retries) {
                 session_reject(s, TERM_CONNECT_FAIL);
-                return;
+                return 0;
             }
             continue;
         }
@@ -396,12 +469,35 @@ static void session_connect(struct session *s)
         s->srv.events = 0;
         if (done) {
             session_connected(s);
-            return;
+            return 0;
         }
         s->state = SESSION_CONNECTING;
         session_timer_arm(s, ev_now(loop) + s->pool->connect_timeout);
         session_update_io(s);
-        return;
+        return 0;
+    }
+}
+
+void session_queue_run(struct worker *w)
+{
+    struct config *c = w->config;
+    for (size_t i = 0; i < c->npools; i++) {
+        struct pool *pool = &c->pools[i];
+        if (!pool->has_maxconn)
+            continue;
+        while (pool_queue_len(pool) > 0 && pool_has_room(pool)) {
+            struct worker *owner = NULL;
+            struct pool_queue_node *n = pool_queue_take(pool, w, &owner);
+            if (n == NULL) {
+                if (owner != NULL && owner != w)
+                    worker_wake_queue(owner);
+                break;
+            }
+            struct session *s = container_of(n, struct session, qnode);
+            s->dispatching = 1;
+            if (session_connect(s) == 1)
+                break;      /* lost the slot: back at the head, wait */
+        }
     }
 }
 
@@ -601,6 +697,10 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp now = ev_now(loop);
 
     switch (s->state) {
+    case SESSION_QUEUED:
+        pool_queue_remove(s->pool, &s->qnode);
+        session_reject(s, TERM_QUEUE_TIMEOUT);
+        return;
     case SESSION_CONNECTING:
         session_connect_failed(s);
         return;
@@ -648,6 +748,8 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     if (addrlen > sizeof(s->client_addr))
         addrlen = sizeof(s->client_addr);
     memcpy(&s->client_addr, addr, addrlen);
+    client_key_from_addr(addr, &s->key);
+    s->qnode.worker = w;
 
     s->client.fd = fd;
     s->srv.fd = -1;
@@ -663,5 +765,5 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
         w->sessions->prev = s;
     w->sessions = s;
     worker_session_add(w, s);
-    session_connect(s);
+    (void)session_connect(s);
 }

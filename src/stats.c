@@ -1,11 +1,14 @@
 /* stats.c — stats command parsing and answers: help, show info, show stat
  * (CSV) and show stat json. Counters are summed over the workers' slots at
  * read time. */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "client_table.h"
 #include "config.h"
 #include "counters.h"
 #include "log.h"
@@ -15,12 +18,16 @@
 #include "worker.h"
 
 #define STATS_MAX_WORDS 8
+#define STATS_CLIENTS_DEFAULT 20
+#define STATS_CLIENTS_MAX 1000
 
 static const char stats_help[] =
     "help                  this list\n"
     "show info             process information (key: value)\n"
     "show stat             per-server counters (CSV)\n"
-    "show stat json        listeners and pools with their counters (JSON)\n";
+    "show stat json        listeners and pools with their counters (JSON)\n"
+    "show clients [POOL] [N]  the N (default 20) busiest client IPs:\n"
+    "                      ip total active server\n";
 
 static void stats_json_string(struct buf *out, const char *s)
 {
@@ -139,6 +146,88 @@ static void stats_show_json(struct stats_ctx *ctx, struct buf *out)
     buf_printf(out, "]}\n");
 }
 
+static int stats_parse_count(const char *text, unsigned long *n)
+{
+    if (!isdigit((unsigned char)text[0]))
+        return -1;
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*end != '\0' || v < 1 || v > STATS_CLIENTS_MAX)
+        return -1;
+    *n = v;
+    return 0;
+}
+
+/* show clients [POOL] [N]: busiest first. Over all pools the server column
+ * reads POOL/SERVER, since one IP may use several pools. */
+static void stats_show_clients(struct stats_ctx *ctx, char **args, size_t nargs,
+                               struct buf *out)
+{
+    struct config *c = ctx->config;
+    struct pool *only = NULL;
+    unsigned long n = STATS_CLIENTS_DEFAULT;
+
+    if (nargs >= 1) {
+        only = config_find_pool(c, args[0]);
+        if (only == NULL && (nargs == 2 || stats_parse_count(args[0], &n) == -1)) {
+            buf_printf(out, "error: no pool '%.64s'\n", args[0]);
+            return;
+        }
+    }
+    if (nargs == 2 && stats_parse_count(args[1], &n) == -1) {
+        buf_printf(out, "error: N must be a whole number in 1-%d\n", STATS_CLIENTS_MAX);
+        return;
+    }
+
+    struct client_stat *top = calloc(n, sizeof(*top));
+    struct client_stat *one = calloc(n, sizeof(*one));
+    const struct pool **owner = calloc(n, sizeof(*owner));
+    if (top == NULL || one == NULL || owner == NULL) {
+        buf_printf(out, "error: out of memory\n");
+        goto out;
+    }
+    size_t got = 0;
+    for (size_t p = 0; p < c->npools; p++) {
+        struct pool *pool = &c->pools[p];
+        if (only != NULL && pool != only)
+            continue;
+        size_t k = client_table_top(pool->clients, one, n);
+        for (size_t i = 0; i < k; i++) {
+            /* merge: insert one[i] into top[] keeping it sorted */
+            size_t pos = got;
+            while (pos > 0 && top[pos - 1].total < one[i].total)
+                pos--;
+            if (pos >= n)
+                continue;
+            size_t last = got < n ? got : n - 1;
+            memmove(&top[pos + 1], &top[pos], (last - pos) * sizeof(*top));
+            memmove(&owner[pos + 1], &owner[pos], (last - pos) * sizeof(*owner));
+            top[pos] = one[i];
+            owner[pos] = pool;
+            if (got < n)
+                got++;
+        }
+    }
+    for (size_t i = 0; i < got; i++) {
+        char ip[64];
+        const struct pool *pool = owner[i];
+        const char *server = top[i].server < pool->nservers
+                           ? pool->servers[top[i].server].name : "-";
+        client_key_str(&top[i].key, ip, sizeof(ip));
+        if (only != NULL)
+            buf_printf(out, "%s %llu %lld %s\n", ip, (unsigned long long)top[i].total,
+                       (long long)top[i].active, server);
+        else
+            buf_printf(out, "%s %llu %lld %s/%s\n", ip,
+                       (unsigned long long)top[i].total, (long long)top[i].active,
+                       pool->name, server);
+    }
+out:
+    free(top);
+    free(one);
+    free(owner);
+}
+
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
 {
     char copy[1024];
@@ -171,6 +260,9 @@ void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
     else if (n == 3 && strcmp(words[0], "show") == 0 && strcmp(words[1], "stat") == 0 &&
              strcmp(words[2], "json") == 0)
         stats_show_json(ctx, out);
+    else if (n >= 2 && n <= 4 && strcmp(words[0], "show") == 0 &&
+             strcmp(words[1], "clients") == 0)
+        stats_show_clients(ctx, words + 2, n - 2, out);
     else
         buf_printf(out, "error: unknown command '%.64s'; try 'help'\n", line);
     buf_append(out, "\n", 1);

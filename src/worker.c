@@ -111,6 +111,18 @@ static void worker_shutdown_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void worker_queue_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_queue_run(container_of(a, struct worker, queue_wake));
+}
+
+void worker_wake_queue(struct worker *w)
+{
+    ev_async_send(w->loop, &w->queue_wake);
+}
+
 static void worker_wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
@@ -148,6 +160,8 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
         socks[i].worker = w;
     ev_async_init(&w->wakeup, worker_wakeup_cb);
     ev_async_start(w->loop, &w->wakeup);
+    ev_async_init(&w->queue_wake, worker_queue_cb);
+    ev_async_start(w->loop, &w->queue_wake);
     ev_init(&w->resume_timer, worker_resume_cb);
     ev_init(&w->shutdown_timer, worker_shutdown_cb);
     return 0;

@@ -1,0 +1,69 @@
+/* client_table.h — per-pool table of client IPs: the server each one was last
+ * placed on and when (the stick table behind `persist = source`), and how
+ * many connections it made and has open (the `show clients` view). Bounded:
+ * at capacity the least recently used entry is evicted. Shared by all
+ * workers through striped locks held for a lookup, never for I/O. */
+#ifndef TCPLB_CLIENT_TABLE_H
+#define TCPLB_CLIENT_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CLIENT_NONE UINT32_MAX
+
+struct client_key {
+    uint8_t len;                /* 4 (IPv4), 16 (IPv6), 0 = unknown */
+    uint8_t bytes[16];
+};
+
+struct client_stat {
+    struct client_key key;
+    uint64_t total;             /* connections handed to a server */
+    int64_t active;             /* open now */
+    uint32_t server;            /* index of its last server, or CLIENT_NONE */
+    double last_use;
+};
+
+struct client_table;
+
+/* Room for <capacity> clients (at least one per stripe). NULL on ENOMEM.
+ * Owner: the pool. */
+struct client_table *client_table_new(size_t capacity);
+void client_table_free(struct client_table *t);    /* NULL is a no-op */
+
+/* The key of sa's IP address (IPv4-mapped IPv6 counts as IPv4). */
+void client_key_from_addr(const struct sockaddr *sa, struct client_key *k);
+/* Writes the IP as text. */
+const char *client_key_str(const struct client_key *k, char *buf, size_t len);
+int client_key_parse(const char *text, struct client_key *k);   /* 0/-1 */
+
+/* The server <k> was last placed on, if that was less than <timeout>
+ * seconds before <now>; refreshes its last use. 1 = found. Any thread. */
+int client_table_sticky(struct client_table *t, const struct client_key *k,
+                        double now, double timeout, uint32_t *server);
+
+/* Like client_table_sticky() but only looks: no refresh. */
+int client_table_peek(struct client_table *t, const struct client_key *k,
+                      double now, double timeout, uint32_t *server);
+
+/* A connection from <k> was handed to <server>: remembers the server, counts
+ * the connection (total and active), refreshes last use; creates the entry,
+ * evicting the least recently used one at capacity. Any thread. */
+void client_table_placed(struct client_table *t, const struct client_key *k,
+                         uint32_t server, double now);
+
+/* A connection counted by client_table_placed() has ended. Harmless if the
+ * entry was evicted in between. */
+void client_table_ended(struct client_table *t, const struct client_key *k);
+
+/* Copies the <n> clients with the most connections, busiest first. Returns
+ * how many were copied. */
+size_t client_table_top(struct client_table *t, struct client_stat *out, size_t n);
+
+/* Zeroes every client's total (active stays: those are open connections). */
+void client_table_clear(struct client_table *t);
+
+size_t client_table_size(struct client_table *t);
+
+#endif

@@ -1,0 +1,327 @@
+/* client_table.c — the per-pool client table (see client_table.h): a hash
+ * table split into stripes, each with its own lock, chains and LRU list, so
+ * two workers placing different clients rarely meet on a lock. Entries are
+ * allocated when a new client appears and recycled from the LRU tail at
+ * capacity, so a full table allocates nothing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_table.h"
+#include "scheduler.h"
+#include "util.h"
+
+#define CLIENT_STRIPES 32
+#define CLIENT_SALT 0x7374696bULL
+
+struct client_entry {
+    struct client_entry *chain;              /* next in the hash bucket */
+    struct client_entry *newer, *older;      /* LRU list */
+    struct client_stat stat;
+};
+
+struct client_stripe {
+    pthread_mutex_t lock;
+    struct client_entry **buckets;           /* owned */
+    size_t mask;                             /* buckets - 1 */
+    struct client_entry *newest, *oldest;    /* owned: every entry is here */
+    size_t count, capacity;
+} __attribute__((aligned(CACHE_LINE)));
+
+struct client_table {
+    struct client_stripe stripes[CLIENT_STRIPES];
+};
+
+void client_key_from_addr(const struct sockaddr *sa, struct client_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET) {
+        k->len = 4;
+        memcpy(k->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            k->len = 4;
+            memcpy(k->bytes, &a->s6_addr[12], 4);
+        } else {
+            k->len = 16;
+            memcpy(k->bytes, a, 16);
+        }
+    }
+}
+
+const char *client_key_str(const struct client_key *k, char *buf, size_t len)
+{
+    if (k->len == 4)
+        inet_ntop(AF_INET, k->bytes, buf, (socklen_t)len);
+    else if (k->len == 16)
+        inet_ntop(AF_INET6, k->bytes, buf, (socklen_t)len);
+    else if (len > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+int client_key_parse(const char *text, struct client_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (inet_pton(AF_INET, text, k->bytes) == 1) {
+        k->len = 4;
+        return 0;
+    }
+    struct in6_addr a;
+    if (inet_pton(AF_INET6, text, &a) == 1) {
+        struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = a };
+        client_key_from_addr((const struct sockaddr *)&sin6, k);
+        return 0;
+    }
+    return -1;
+}
+
+struct client_table *client_table_new(size_t capacity)
+{
+    struct client_table *t = aligned_alloc(CACHE_LINE, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    memset(t, 0, sizeof(*t));
+    size_t per = (capacity + CLIENT_STRIPES - 1) / CLIENT_STRIPES;
+    if (per == 0)
+        per = 1;
+    size_t buckets = 1;
+    while (buckets < per)
+        buckets <<= 1;
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        pthread_mutex_init(&s->lock, NULL);
+        s->capacity = per;
+        s->mask = buckets - 1;
+        s->buckets = calloc(buckets, sizeof(*s->buckets));
+        if (s->buckets == NULL) {
+            client_table_free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+void client_table_free(struct client_table *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        struct client_entry *e = s->newest;
+        while (e != NULL) {
+            struct client_entry *next = e->older;
+            free(e);
+            e = next;
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(t);
+}
+
+static uint64_t client_hash(const struct client_key *k)
+{
+    return sched_hash(k->bytes, k->len, CLIENT_SALT);
+}
+
+static struct client_stripe *client_stripe_of(struct client_table *t, uint64_t h)
+{
+    return &t->stripes[h % CLIENT_STRIPES];
+}
+
+static struct client_entry **client_bucket(struct client_stripe *s, uint64_t h)
+{
+    return &s->buckets[(h / CLIENT_STRIPES) & s->mask];
+}
+
+/* Lock held. */
+static struct client_entry *client_find(struct client_stripe *s, uint64_t h,
+                                        const struct client_key *k)
+{
+    for (struct client_entry *e = *client_bucket(s, h); e != NULL; e = e->chain)
+        if (e->stat.key.len == k->len && memcmp(e->stat.key.bytes, k->bytes, k->len) == 0)
+            return e;
+    return NULL;
+}
+
+/* Lock held. */
+static void client_lru_unlink(struct client_stripe *s, struct client_entry *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        s->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        s->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+/* Lock held. */
+static void client_lru_push(struct client_stripe *s, struct client_entry *e)
+{
+    e->newer = NULL;
+    e->older = s->newest;
+    if (s->newest)
+        s->newest->newer = e;
+    s->newest = e;
+    if (s->oldest == NULL)
+        s->oldest = e;
+}
+
+/* Lock held. Removes e from its hash chain. */
+static void client_chain_unlink(struct client_stripe *s, struct client_entry *e)
+{
+    struct client_entry **pp = client_bucket(s, client_hash(&e->stat.key));
+    while (*pp != NULL && *pp != e)
+        pp = &(*pp)->chain;
+    if (*pp == e)
+        *pp = e->chain;
+}
+
+static int client_lookup(struct client_table *t, const struct client_key *k,
+                         double now, double timeout, uint32_t *server, int refresh)
+{
+    if (k->len == 0)
+        return 0;
+    uint64_t h = client_hash(k);
+    struct client_stripe *s = client_stripe_of(t, h);
+    int found = 0;
+    pthread_mutex_lock(&s->lock);
+    struct client_entry *e = client_find(s, h, k);
+    if (e != NULL && e->stat.server != CLIENT_NONE && now - e->stat.last_use < timeout) {
+        *server = e->stat.server;
+        found = 1;
+        if (refresh) {
+            e->stat.last_use = now;
+            client_lru_unlink(s, e);
+            client_lru_push(s, e);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+int client_table_sticky(struct client_table *t, const struct client_key *k,
+                        double now, double timeout, uint32_t *server)
+{
+    return client_lookup(t, k, now, timeout, server, 1);
+}
+
+int client_table_peek(struct client_table *t, const struct client_key *k,
+                      double now, double timeout, uint32_t *server)
+{
+    return client_lookup(t, k, now, timeout, server, 0);
+}
+
+void client_table_placed(struct client_table *t, const struct client_key *k,
+                         uint32_t server, double now)
+{
+    if (k->len == 0)
+        return;
+    uint64_t h = client_hash(k);
+    struct client_stripe *s = client_stripe_of(t, h);
+    pthread_mutex_lock(&s->lock);
+    struct client_entry *e = client_find(s, h, k);
+    if (e != NULL) {
+        client_lru_unlink(s, e);
+    } else {
+        if (s->count >= s->capacity) {
+            e = s->oldest;               /* recycle the least recently used */
+            client_lru_unlink(s, e);
+            client_chain_unlink(s, e);
+        } else {
+            e = malloc(sizeof(*e));
+            if (e == NULL) {
+                pthread_mutex_unlock(&s->lock);
+                return;                  /* not remembered: no harm beyond that */
+            }
+            s->count++;
+        }
+        memset(e, 0, sizeof(*e));
+        e->stat.key = *k;
+        struct client_entry **b = client_bucket(s, h);
+        e->chain = *b;
+        *b = e;
+    }
+    e->stat.server = server;
+    e->stat.last_use = now;
+    e->stat.total++;
+    e->stat.active++;
+    client_lru_push(s, e);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void client_table_ended(struct client_table *t, const struct client_key *k)
+{
+    if (k->len == 0)
+        return;
+    uint64_t h = client_hash(k);
+    struct client_stripe *s = client_stripe_of(t, h);
+    pthread_mutex_lock(&s->lock);
+    struct client_entry *e = client_find(s, h, k);
+    if (e != NULL && e->stat.active > 0)
+        e->stat.active--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Keeps out[0..*n) sorted busiest first, at most cap entries. */
+static void client_top_insert(struct client_stat *out, size_t *n, size_t cap,
+                              const struct client_stat *st)
+{
+    size_t pos = *n;
+    while (pos > 0 && out[pos - 1].total < st->total)
+        pos--;
+    if (pos >= cap)
+        return;
+    size_t last = *n < cap ? *n : cap - 1;
+    memmove(&out[pos + 1], &out[pos], (last - pos) * sizeof(*out));
+    out[pos] = *st;
+    if (*n < cap)
+        (*n)++;
+}
+
+size_t client_table_top(struct client_table *t, struct client_stat *out, size_t n)
+{
+    size_t got = 0;
+    if (n == 0)
+        return 0;
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        for (struct client_entry *e = s->newest; e != NULL; e = e->older)
+            client_top_insert(out, &got, n, &e->stat);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return got;
+}
+
+void client_table_clear(struct client_table *t)
+{
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        for (struct client_entry *e = s->newest; e != NULL; e = e->older)
+            e->stat.total = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+size_t client_table_size(struct client_table *t)
+{
+    size_t n = 0;
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        n += s->count;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return n;
+}
