@@ -27,6 +27,7 @@ struct config_parse {
     struct config *cfg;
     int line;
     int failed;
+    int fail_line;              /* line of the recorded error */
     char *err;
     size_t errlen;
 
@@ -41,7 +42,6 @@ struct config_parse {
     /* input: either a FILE or a string */
     FILE *fp;
     const char *text;
-    int overlong_line;          /* first line longer than inih accepts */
 };
 
 static int config_fail(struct config_parse *p, const char *fmt, ...)
@@ -53,6 +53,7 @@ static int config_fail(struct config_parse *p, const char *fmt, ...)
     if (p->failed)
         return 0;
     p->failed = 1;
+    p->fail_line = p->line;
     int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
     if (n < 0 || (size_t)n >= p->errlen)
         return 0;
@@ -70,12 +71,16 @@ const char *listener_mode_str(enum listener_mode m)
 
 int config_parse_duration(const char *text, double *seconds)
 {
-    if (!isdigit((unsigned char)text[0]))
+    /* digits, at most one '.', then the unit: strtod alone would also take
+     * hex, exponents and "inf" */
+    size_t digits = strspn(text, "0123456789.");
+    if (digits == 0 || !isdigit((unsigned char)text[0]) ||
+        memchr(text, '.', digits) != memrchr(text, '.', digits))
         return -1;
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno != 0 || end == text || v < 0)
+    if (errno != 0 || end != text + digits || v < 0)
         return -1;
     double unit;
     if (*end == '\0' || strcmp(end, "ms") == 0)
@@ -651,14 +656,21 @@ static char *config_reader(char *str, int num, void *stream)
     }
     str[n] = '\0';
     p->line++;
-    if (truncated && !p->overlong_line)
-        p->overlong_line = p->line;
+    if (truncated)
+        config_fail(p, "line too long (at most %d characters)", INI_MAX_LINE - 1);
 
-    const char *s = str;
+    /* inih reads an indented line as the continuation of the previous value
+     * (tcplb has no multi-line values), and skips a UTF-8 BOM that the
+     * section detection below would not: hand it the line without either. */
+    char *s = str;
+    if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
     while (*s == ' ' || *s == '\t')
         s++;
-    if (*s == '[' && !p->failed)
-        config_section_begin(p, s);
+    if (s != str)
+        memmove(str, s, strlen(s) + 1);
+    if (*str == '[' && !p->failed)
+        config_section_begin(p, str);
     return str;
 }
 
@@ -734,11 +746,10 @@ static struct config *config_parse(struct config_parse *p)
     p->cfg = c;
 
     int rc = ini_parse_stream(config_reader, p, config_handler, p);
-    if (!p->failed && p->overlong_line) {
-        p->line = p->overlong_line;
-        config_fail(p, "line too long (at most %d characters)", INI_MAX_LINE - 2);
-    }
-    if (!p->failed && rc > 0) {
+    /* inih only tells the first syntax error at the end: it wins over a
+     * recorded error only when it comes first in the file. */
+    if (rc > 0 && (!p->failed || rc < p->fail_line)) {
+        p->failed = 0;
         p->line = rc;
         config_fail(p, "syntax error: expected '[section]', 'key = value' or a "
                     "comment");
