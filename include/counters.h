@@ -18,6 +18,8 @@ struct listener_counters {
     uint64_t total;      /* accepted client connections */
     uint64_t rejected;   /* answered 503 or closed for want of a server */
     uint64_t active;     /* open now, on this worker (inc and dec by it) */
+    uint64_t http_502;   /* answered 502: server closed before a byte */
+    uint64_t http_504;   /* answered 504: server silent past server_timeout */
 } __attribute__((aligned(CACHE_LINE)));
 
 /* Sums of all workers' slots, as read by the stats thread. */
@@ -25,7 +27,7 @@ struct server_totals {
     uint64_t total, failed, bytes_in, bytes_out;
 };
 struct listener_totals {
-    uint64_t total, rejected, active;
+    uint64_t total, rejected, active, http_502, http_504;
 };
 
 /* Allocates nworkers zeroed slots (cache-line aligned). NULL on ENOMEM.

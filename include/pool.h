@@ -43,6 +43,7 @@ struct server {
     int state;                  /* enum server_state, atomic access */
     unsigned cur_weight;        /* atomic access */
     int64_t active __attribute__((aligned(CACHE_LINE)));
+    unsigned passive_failures;  /* consecutive failed connects by traffic */
     struct server_counters *counters;   /* owned: [nworkers] */
 };
 

@@ -6,9 +6,11 @@
 
 struct buf;
 struct config;
+struct health;
 
 struct stats_ctx {
     struct config *config;      /* the config in force (not owned) */
+    struct health *health;      /* for admin states; NULL refuses them */
     double started;             /* monotonic seconds at start */
     double (*now)(void);        /* monotonic clock, injectable for tests */
 };

@@ -50,6 +50,8 @@ void counters_listener_sum(const struct listener_counters *slots,
         out->total += counter_read(&slots[i].total);
         out->rejected += counter_read(&slots[i].rejected);
         out->active += counter_read(&slots[i].active);
+        out->http_502 += counter_read(&slots[i].http_502);
+        out->http_504 += counter_read(&slots[i].http_504);
     }
 }
 
@@ -68,5 +70,7 @@ void counters_listener_clear(struct listener_counters *slots, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++) {
         counter_zero(&slots[i].total);
         counter_zero(&slots[i].rejected);
+        counter_zero(&slots[i].http_502);
+        counter_zero(&slots[i].http_504);
     }
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
@@ -28,6 +29,7 @@ struct main_state {
     ev_async worker_exit;
     ev_signal sigterm, sigint, sighup, sigusr1;
     struct stats_socket *stats;
+    struct health *health;
     struct stats_ctx stats_ctx;
 };
 
@@ -151,7 +153,13 @@ static int main_run(struct config *config)
         m->workers[i].on_exit = main_worker_exited;
     }
 
+    m->health = health_start(m->loop, config, err, sizeof(err));
+    if (m->health == NULL) {
+        fprintf(stderr, "tcplb: %s\n", err);
+        goto fail;
+    }
     m->stats_ctx.config = config;
+    m->stats_ctx.health = m->health;
     m->stats_ctx.started = ev_time();
     m->stats_ctx.now = main_now;
     if (config->global.stats_socket != NULL) {
@@ -208,6 +216,9 @@ static int main_run(struct config *config)
 fail:
     stats_socket_close(m->stats);
     m->stats = NULL;
+    /* after the workers are joined: none of them can wake it any more */
+    health_stop(m->health);
+    m->health = NULL;
     if (m->workers != NULL)
         for (unsigned i = 0; i < m->nworkers; i++)
             worker_free(&m->workers[i]);

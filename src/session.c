@@ -20,6 +20,7 @@
 
 #include "client_table.h"
 #include "config.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "net.h"
@@ -344,6 +345,8 @@ static void session_reject(struct session *s, enum session_term term)
 static void session_answer_error(struct session *s, const char *answer, size_t len,
                                  enum session_term term)
 {
+    struct listener_counters *lc = &s->listener->counters[s->worker->id];
+    counter_add(answer == session_504 ? &lc->http_504 : &lc->http_502, 1);
     session_drop_server(s);
     session_pipe_release(s, &s->to_srv);
     session_pipe_release(s, &s->to_client);
@@ -361,6 +364,7 @@ static void session_answer_error(struct session *s, const char *answer, size_t l
 static void session_connect_failed(struct session *s)
 {
     counter_add(&s->server->counters[s->worker->id].failed, 1);
+    health_passive_result(s->server, 0);
     session_drop_server(s);
     ev_timer_stop(s->worker->loop, &s->timer);
     if (s->ntried > s->pool->retries) {
@@ -375,6 +379,7 @@ static void session_connected(struct session *s)
     struct ev_loop *loop = s->worker->loop;
     ev_tstamp now = ev_now(loop);
     counter_add(&s->server->counters[s->worker->id].total, 1);
+    health_passive_result(s->server, 1);
     if (!s->placed) {
         client_table_placed(s->pool->clients, &s->key, s->server->index, now);
         s->placed = 1;
@@ -458,6 +463,7 @@ static int session_connect(struct session *s)
         if (fd == -1) {
             /* refused at once (or no fd left): count it and try another */
             counter_add(&srv->counters[s->worker->id].failed, 1);
+            health_passive_result(srv, 0);
             session_drop_server(s);
             if (s->ntried > s->pool->retries) {
                 session_reject(s, TERM_CONNECT_FAIL);

@@ -11,6 +11,7 @@
 #include "client_table.h"
 #include "config.h"
 #include "counters.h"
+#include "health.h"
 #include "log.h"
 #include "scheduler.h"
 #include "stats.h"
@@ -27,7 +28,11 @@ static const char stats_help[] =
     "show stat             per-server counters (CSV)\n"
     "show stat json        listeners and pools with their counters (JSON)\n"
     "show clients [POOL] [N]  the N (default 20) busiest client IPs:\n"
-    "                      ip total active server\n";
+    "                      ip total active server\n"
+    "disable server POOL/SERVER   state maint: out of service\n"
+    "drain server POOL/SERVER     state drain: keeps its persistent clients,\n"
+    "                      no new ones\n"
+    "enable server POOL/SERVER    leaves maint/drain; health decides up/down\n";
 
 static void stats_json_string(struct buf *out, const char *s)
 {
@@ -115,9 +120,11 @@ static void stats_show_json(struct stats_ctx *ctx, struct buf *out)
         }
         buf_printf(out, "],\"mode\":\"%s\",\"pool\":", listener_mode_str(l->mode));
         stats_json_string(out, l->pool_name);
-        buf_printf(out, ",\"active\":%llu,\"total\":%llu,\"rejected\":%llu}",
+        buf_printf(out, ",\"active\":%llu,\"total\":%llu,\"rejected\":%llu,"
+                   "\"http_502\":%llu,\"http_504\":%llu}",
                    (unsigned long long)t.active, (unsigned long long)t.total,
-                   (unsigned long long)t.rejected);
+                   (unsigned long long)t.rejected, (unsigned long long)t.http_502,
+                   (unsigned long long)t.http_504);
     }
     buf_printf(out, "],\"pools\":[");
     for (size_t p = 0; p < c->npools; p++) {
@@ -228,6 +235,52 @@ out:
     free(owner);
 }
 
+/* "POOL/SERVER" -> the server, or NULL with an error answer written. */
+static struct server *stats_find_server(struct stats_ctx *ctx, const char *ref,
+                                        struct buf *out)
+{
+    char pool_name[80];
+    const char *slash = strchr(ref, '/');
+    size_t plen = slash ? (size_t)(slash - ref) : 0;
+    if (slash == NULL || plen == 0 || plen >= sizeof(pool_name) || slash[1] == '\0') {
+        buf_printf(out, "error: expected POOL/SERVER, got '%.64s'\n", ref);
+        return NULL;
+    }
+    memcpy(pool_name, ref, plen);
+    pool_name[plen] = '\0';
+    struct pool *p = config_find_pool(ctx->config, pool_name);
+    if (p == NULL) {
+        buf_printf(out, "error: no pool '%.64s'\n", pool_name);
+        return NULL;
+    }
+    struct server *s = pool_find_server(p, slash + 1);
+    if (s == NULL)
+        buf_printf(out, "error: no server '%.64s' in pool '%s'\n", slash + 1, p->name);
+    return s;
+}
+
+static void stats_admin(struct stats_ctx *ctx, const char *verb, const char *ref,
+                        struct buf *out)
+{
+    struct server *s = stats_find_server(ctx, ref, out);
+    if (s == NULL)
+        return;
+    if (ctx->health == NULL) {
+        buf_printf(out, "error: no health checker to apply it\n");
+        return;
+    }
+    enum server_admin admin = ADMIN_NONE;
+    if (strcmp(verb, "disable") == 0)
+        admin = ADMIN_MAINT;
+    else if (strcmp(verb, "drain") == 0)
+        admin = ADMIN_DRAIN;
+    char why[64];
+    snprintf(why, sizeof(why), "%s server from the stats socket", verb);
+    health_set_admin(ctx->health, s, admin, why);
+    buf_printf(out, "%s/%s %s\n", s->pool->name, s->name,
+               server_state_str(server_state(s)));
+}
+
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
 {
     char copy[1024];
@@ -263,6 +316,10 @@ void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
     else if (n >= 2 && n <= 4 && strcmp(words[0], "show") == 0 &&
              strcmp(words[1], "clients") == 0)
         stats_show_clients(ctx, words + 2, n - 2, out);
+    else if (n == 3 && strcmp(words[1], "server") == 0 &&
+             (strcmp(words[0], "disable") == 0 || strcmp(words[0], "drain") == 0 ||
+              strcmp(words[0], "enable") == 0))
+        stats_admin(ctx, words[0], words[2], out);
     else
         buf_printf(out, "error: unknown command '%.64s'; try 'help'\n", line);
     buf_append(out, "\n", 1);

@@ -1,0 +1,45 @@
+/* check.h — health check primitives with no I/O of their own: the rise/fall
+ * state machine and the HTTP check's response parser, so that unit tests
+ * drive them with any input and clock. health.c runs the checks. */
+#ifndef TCPLB_CHECK_H
+#define TCPLB_CHECK_H
+
+#include <stddef.h>
+
+/* Longest status line the HTTP check reads before calling the answer bad. */
+#define CHECK_HTTP_LINE_MAX 1024
+
+enum check_http_parse {
+    CHECK_HTTP_MORE = 0,     /* no complete status line yet: read more */
+    CHECK_HTTP_DONE,         /* status line parsed: *status holds the code */
+    CHECK_HTTP_BAD,          /* not HTTP, malformed or overlong */
+};
+
+/* Parses the status line at the start of buf[0..len). `HTTP/1.x NNN ...`
+ * ending in CRLF (or LF). */
+enum check_http_parse check_http_parse(const char *buf, size_t len, int *status);
+
+/* 1 for the statuses a healthy server answers: 2xx and 3xx. */
+int check_http_status_ok(int status);
+
+/* A server's health as seen by its checks. Main thread only. */
+struct check_state {
+    int up;                  /* 1 up, 0 down */
+    unsigned successes;      /* consecutive, since the last failure */
+    unsigned failures;       /* consecutive, since the last success */
+    int fresh;               /* no check finished yet: one failure is enough */
+};
+
+enum check_change { CHECK_SAME = 0, CHECK_WENT_UP, CHECK_WENT_DOWN };
+
+/* Starts in state up and fresh: a server dead at start is down after its
+ * first check, a live one stays up. */
+void check_state_init(struct check_state *st);
+
+/* Records one check result (active or passive) and says whether the server
+ * changed state: down after <fall> consecutive failures (one if fresh), up
+ * after <rise> consecutive successes. */
+enum check_change check_state_result(struct check_state *st, int ok,
+                                     unsigned rise, unsigned fall);
+
+#endif

@@ -1,0 +1,41 @@
+/* health.h — the health checker: runs every pool's active checks (tcp or
+ * http) on the main thread's loop without blocking it, takes passive
+ * results from workers, combines health with the admin state set from the
+ * stats socket, and publishes each server's state (pool_set_server_state),
+ * logging every change with its reason. */
+#ifndef TCPLB_HEALTH_H
+#define TCPLB_HEALTH_H
+
+#include <ev.h>
+#include <stddef.h>
+
+struct config;
+struct server;
+struct health;
+
+enum server_admin {
+    ADMIN_NONE = 0,     /* health decides up/down */
+    ADMIN_DRAIN,        /* keeps its persistent clients, no new ones */
+    ADMIN_MAINT,        /* out of service */
+};
+
+/* Starts checks for every server of <c>; the first round is spread over
+ * each pool's interval. Main thread. NULL with err on ENOMEM. */
+struct health *health_start(struct ev_loop *loop, struct config *c,
+                            char *err, size_t errlen);
+/* Stops every check and frees the checker. NULL is a no-op. */
+void health_stop(struct health *h);
+
+/* Sets a server's admin state; its published state follows (maint, else
+ * down if unhealthy, else drain, else up). Main thread. Repeat calls are
+ * harmless. */
+void health_set_admin(struct health *h, struct server *srv, enum server_admin admin,
+                      const char *why);
+
+/* A live connection's connect to <srv> failed (ok = 0) or succeeded. Enough
+ * consecutive failures (the pool's `fall`) mark the server down before its
+ * next active check. Any worker thread; costs one atomic on failure and a
+ * read on success. */
+void health_passive_result(struct server *srv, int ok);
+
+#endif

@@ -1,0 +1,76 @@
+/* check.c — the rise/fall state machine and the HTTP check parser (see
+ * check.h). No I/O, no clock. */
+#include <string.h>
+
+#include "check.h"
+
+enum check_http_parse check_http_parse(const char *buf, size_t len, int *status)
+{
+    static const char prefix[] = "HTTP/1.";
+    size_t plen = sizeof(prefix) - 1;
+    size_t cmp = len < plen ? len : plen;
+    if (memcmp(buf, prefix, cmp) != 0)
+        return CHECK_HTTP_BAD;
+
+    const char *eol = memchr(buf, '\n', len);
+    if (eol == NULL)
+        return len >= CHECK_HTTP_LINE_MAX ? CHECK_HTTP_BAD : CHECK_HTTP_MORE;
+    size_t line = (size_t)(eol - buf);
+    if (line >= CHECK_HTTP_LINE_MAX)
+        return CHECK_HTTP_BAD;
+    if (line > 0 && buf[line - 1] == '\r')
+        line--;
+    /* "HTTP/1.x NNN" then end of line or a space and a reason */
+    if (line < plen + 5 || (buf[plen] != '0' && buf[plen] != '1') || buf[plen + 1] != ' ')
+        return CHECK_HTTP_BAD;
+    const char *code = buf + plen + 2;
+    int v = 0;
+    for (int i = 0; i < 3; i++) {
+        if (code[i] < '0' || code[i] > '9')
+            return CHECK_HTTP_BAD;
+        v = v * 10 + (code[i] - '0');
+    }
+    if (line > plen + 5 && code[3] != ' ')
+        return CHECK_HTTP_BAD;
+    if (v < 100)
+        return CHECK_HTTP_BAD;
+    *status = v;
+    return CHECK_HTTP_DONE;
+}
+
+int check_http_status_ok(int status)
+{
+    return status >= 200 && status < 400;
+}
+
+void check_state_init(struct check_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->up = 1;
+    st->fresh = 1;
+}
+
+enum check_change check_state_result(struct check_state *st, int ok,
+                                     unsigned rise, unsigned fall)
+{
+    int fresh = st->fresh;
+    st->fresh = 0;
+    if (ok) {
+        st->failures = 0;
+        if (st->successes < rise)
+            st->successes++;
+        if (!st->up && st->successes >= rise) {
+            st->up = 1;
+            return CHECK_WENT_UP;
+        }
+        return CHECK_SAME;
+    }
+    st->successes = 0;
+    if (st->failures < fall)
+        st->failures++;
+    if (st->up && (fresh || st->failures >= fall)) {
+        st->up = 0;
+        return CHECK_WENT_DOWN;
+    }
+    return CHECK_SAME;
+}
