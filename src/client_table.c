@@ -1,8 +1,10 @@
 /* client_table.c — the per-pool client table (see client_table.h): a hash
  * table split into stripes, each with its own lock, chains and LRU list, so
- * two workers placing different clients rarely meet on a lock. Entries are
- * allocated when a new client appears and recycled from the LRU tail at
- * capacity, so a full table allocates nothing. */
+ * two workers placing different clients rarely meet on a lock. The capacity
+ * is global: one atomic count over all stripes, and at capacity the least
+ * recently used entry of the whole table goes (the oldest of the stripes'
+ * LRU tails), so the bound and the eviction order do not depend on how the
+ * hash spreads the clients. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,11 +29,13 @@ struct client_stripe {
     struct client_entry **buckets;           /* owned */
     size_t mask;                             /* buckets - 1 */
     struct client_entry *newest, *oldest;    /* owned: every entry is here */
-    size_t count, capacity;
+    size_t count;
 } __attribute__((aligned(CACHE_LINE)));
 
 struct client_table {
     struct client_stripe stripes[CLIENT_STRIPES];
+    size_t capacity;
+    size_t count __attribute__((aligned(CACHE_LINE)));   /* atomic */
 };
 
 void client_key_from_addr(const struct sockaddr *sa, struct client_key *k)
@@ -87,16 +91,14 @@ struct client_table *client_table_new(size_t capacity)
     if (t == NULL)
         return NULL;
     memset(t, 0, sizeof(*t));
-    size_t per = (capacity + CLIENT_STRIPES - 1) / CLIENT_STRIPES;
-    if (per == 0)
-        per = 1;
+    t->capacity = capacity ? capacity : 1;
+    size_t per = (t->capacity + CLIENT_STRIPES - 1) / CLIENT_STRIPES;
     size_t buckets = 1;
     while (buckets < per)
         buckets <<= 1;
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
         pthread_mutex_init(&s->lock, NULL);
-        s->capacity = per;
         s->mask = buckets - 1;
         s->buckets = calloc(buckets, sizeof(*s->buckets));
         if (s->buckets == NULL) {
@@ -221,6 +223,41 @@ int client_table_peek(struct client_table *t, const struct client_key *k,
     return client_lookup(t, k, now, timeout, server, 0);
 }
 
+/* Takes the least recently used entry out of the table and returns it for
+ * reuse (NULL if the table is empty). Takes one stripe lock at a time, so it
+ * is called with none held. */
+static struct client_entry *client_evict_oldest(struct client_table *t)
+{
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int victim = -1;
+        double oldest = 0;
+        for (int i = 0; i < CLIENT_STRIPES; i++) {
+            struct client_stripe *s = &t->stripes[i];
+            pthread_mutex_lock(&s->lock);
+            if (s->oldest != NULL && (victim == -1 || s->oldest->stat.last_use < oldest)) {
+                victim = i;
+                oldest = s->oldest->stat.last_use;
+            }
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (victim == -1)
+            return NULL;
+        struct client_stripe *s = &t->stripes[victim];
+        pthread_mutex_lock(&s->lock);
+        struct client_entry *e = s->oldest;
+        if (e != NULL) {
+            client_lru_unlink(s, e);
+            client_chain_unlink(s, e);
+            s->count--;
+            __atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (e != NULL)
+            return e;   /* another thread emptied that stripe: look again */
+    }
+    return NULL;
+}
+
 void client_table_placed(struct client_table *t, const struct client_key *k,
                          uint32_t server, double now)
 {
@@ -233,23 +270,30 @@ void client_table_placed(struct client_table *t, const struct client_key *k,
     if (e != NULL) {
         client_lru_unlink(s, e);
     } else {
-        if (s->count >= s->capacity) {
-            e = s->oldest;               /* recycle the least recently used */
+        pthread_mutex_unlock(&s->lock);
+        /* A new client: make room first, holding no lock. */
+        struct client_entry *spare = NULL;
+        if (__atomic_load_n(&t->count, __ATOMIC_RELAXED) >= t->capacity)
+            spare = client_evict_oldest(t);
+        pthread_mutex_lock(&s->lock);
+        e = client_find(s, h, k);     /* another worker may have added it */
+        if (e != NULL) {
             client_lru_unlink(s, e);
-            client_chain_unlink(s, e);
+            free(spare);
         } else {
-            e = malloc(sizeof(*e));
+            e = spare ? spare : malloc(sizeof(*e));
             if (e == NULL) {
                 pthread_mutex_unlock(&s->lock);
                 return;                  /* not remembered: no harm beyond that */
             }
             s->count++;
+            __atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED);
+            memset(e, 0, sizeof(*e));
+            e->stat.key = *k;
+            struct client_entry **b = client_bucket(s, h);
+            e->chain = *b;
+            *b = e;
         }
-        memset(e, 0, sizeof(*e));
-        e->stat.key = *k;
-        struct client_entry **b = client_bucket(s, h);
-        e->chain = *b;
-        *b = e;
     }
     e->stat.server = server;
     e->stat.last_use = now;
@@ -316,12 +360,5 @@ void client_table_clear(struct client_table *t)
 
 size_t client_table_size(struct client_table *t)
 {
-    size_t n = 0;
-    for (int i = 0; i < CLIENT_STRIPES; i++) {
-        struct client_stripe *s = &t->stripes[i];
-        pthread_mutex_lock(&s->lock);
-        n += s->count;
-        pthread_mutex_unlock(&s->lock);
-    }
-    return n;
+    return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
 }

@@ -457,10 +457,15 @@ class Backend:
 
 class HttpBackend(Backend):
     """Answers every request, keep-alive or close, with 200, header
-    `X-Backend: NAME` and body `NAME\\n`. `requests` counts answers."""
+    `X-Backend: NAME` and body `NAME\\n`. `requests` counts answers.
+    With delay (seconds), holds each request that long before answering
+    (a slow server); `arrivals` lists the monotonic time each request head
+    was complete."""
 
-    def __init__(self, name):
+    def __init__(self, name, delay=0.0):
         self.requests = 0
+        self.delay = delay
+        self.arrivals = []
         super().__init__(name)
 
     def serve(self, conn):
@@ -487,6 +492,10 @@ class HttpBackend(Backend):
                     return
                 buf += data
             buf = buf[need:]
+            with self.lock:
+                self.arrivals.append(time.monotonic())
+            if self.delay > 0 and self._stop.wait(self.delay):
+                return
             conn_hdr = headers.get('connection', '').lower()
             close = conn_hdr == 'close' or (version == 'HTTP/1.0' and
                                             conn_hdr != 'keep-alive')
@@ -588,8 +597,19 @@ class CloseBeforeReplyBackend(Backend):
 
 # ---------------------------------------------------------------- clients
 
-def connect(port, timeout=CLIENT_TIMEOUT):
-    return socket.create_connection((HOST, port), timeout=timeout)
+def connect(port, timeout=CLIENT_TIMEOUT, source=None):
+    """A client connection to 127.0.0.1:port; with source (an IP such as
+    '127.0.0.5'), bound to that address first, so tcplb sees that client IP
+    (all of 127.0.0.0/8 is local on Linux)."""
+    return socket.create_connection((HOST, port), timeout=timeout,
+                                    source_address=(source, 0) if source else None)
+
+
+def client_ip(i):
+    """The i-th test client address: 127.0.0.2, 127.0.0.3, ... 127.0.0.254."""
+    if not 0 <= i <= 252:
+        raise ValueError('client_ip(%d): only 253 addresses' % i)
+    return '127.0.0.%d' % (i + 2)
 
 
 def recv_until_eof(sock, limit=256 << 20):
@@ -671,13 +691,14 @@ def read_http_response(sock, expect_eof=False):
     return HttpResponse(lines[0], headers, body, eof)
 
 
-def http_request(port, path='/', close=True, timeout=CLIENT_TIMEOUT, sock=None):
-    """Sends GET path and returns the HttpResponse. A new connection unless
-    sock is given; with close, sends `Connection: close`, reads on to EOF
-    and closes."""
+def http_request(port, path='/', close=True, timeout=CLIENT_TIMEOUT, sock=None,
+                 source=None):
+    """Sends GET path and returns the HttpResponse. A new connection (from
+    client address source, if given) unless sock is given; with close, sends
+    `Connection: close`, reads on to EOF and closes."""
     own = sock is None
     if own:
-        sock = connect(port, timeout)
+        sock = connect(port, timeout, source)
     try:
         req = ('GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: tcplb-it\r\n'
                'Connection: %s\r\n\r\n'
@@ -781,8 +802,8 @@ class TcplbTestCase(unittest.TestCase):
             lb.start()
         return lb
 
-    def connect(self, port, timeout=CLIENT_TIMEOUT):
-        s = connect(port, timeout)
+    def connect(self, port, timeout=CLIENT_TIMEOUT, source=None):
+        s = connect(port, timeout, source)
         self._socks.append(s)
         return s
 
@@ -839,3 +860,117 @@ class TcplbTestCase(unittest.TestCase):
         self._tmpobj.cleanup()
         if problems:
             raise AssertionError('; '.join(problems) + '\n' + self._diag)
+
+
+# ---------------------------------------------------------------- health checks
+
+class SwitchableHttpBackend(Backend):
+    """An HTTP server whose answer to health checks can change while it runs.
+    GET health_path is answered according to `health`: an int status (200,
+    503, ...), 'stall' (read the request, never answer), 'close' (close
+    without a byte) or 'garbage' (a line that is not HTTP). Any other path
+    gets 200 with `X-Backend: NAME` and body `NAME\\n`. One request per
+    connection; answers carry `Connection: close`. `checks` lists
+    (monotonic time, request head) of the health requests; `requests`
+    counts the others."""
+
+    def __init__(self, name, health_path='/health', health=200):
+        self.health_path = health_path
+        self.health = health
+        self.checks = []
+        self.requests = 0
+        super().__init__(name)
+
+    def set_health(self, health):
+        with self.lock:
+            self.health = health
+
+    def serve(self, conn):
+        buf = b''
+        while b'\r\n\r\n' not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf += data
+            if len(buf) > 65536:
+                return
+        head = buf.partition(b'\r\n\r\n')[0].decode('latin-1')
+        words = head.split('\r\n', 1)[0].split(' ')
+        if len(words) > 1 and words[1] == self.health_path:
+            with self.lock:
+                mode = self.health
+                self.checks.append((time.monotonic(), head))
+            if mode == 'stall':
+                while not self._stop.is_set():
+                    try:
+                        if not conn.recv(65536):
+                            return
+                    except socket.timeout:
+                        continue
+                return
+            if mode == 'close':
+                return
+            if mode == 'garbage':
+                conn.sendall(b'SSH-2.0-OpenSSH_9.2\r\n')
+                return
+            status, body = int(mode), b'health\n'
+        else:
+            with self.lock:
+                self.requests += 1
+            status, body = 200, (self.name + '\n').encode()
+        conn.sendall(('HTTP/1.1 %d Status\r\nX-Backend: %s\r\n'
+                      'Content-Type: text/plain\r\nContent-Length: %d\r\n'
+                      'Connection: close\r\n\r\n'
+                      % (status, self.name, len(body))).encode() + body)
+        conn.shutdown(socket.SHUT_WR)
+
+
+class ResetBeforeReplyBackend(Backend):
+    """Reads the request head, then resets the connection (SO_LINGER 0)
+    without sending a byte."""
+
+    def serve(self, conn):
+        import struct
+        buf = b''
+        while b'\r\n\r\n' not in buf and len(buf) < 65536:
+            data = conn.recv(65536)
+            if not data:
+                break
+            buf += data
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        struct.pack('ii', 1, 0))
+
+
+def server_state(lb, pool, server):
+    """POOL/SERVER's state in show stat json."""
+    return find_server(lb.stats_json(), pool, server)['state']
+
+
+def wait_server_state(lb, pool, server, states, timeout, interval=0.02):
+    """Polls show stat json until POOL/SERVER's state is in states (a str or
+    a tuple of them). Returns the monotonic time it was first seen there,
+    or None after timeout."""
+    if isinstance(states, str):
+        states = (states,)
+    seen = wait_until(lambda: server_state(lb, pool, server) in states and
+                      time.monotonic(), timeout, interval)
+    return seen or None
+
+
+def tcplb_output(lb):
+    """Everything tcplb has written on stdout/stderr so far (the server state
+    changes are logged there)."""
+    try:
+        with open(lb.out_path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+def access_log_lines(lb):
+    """The access log's lines so far (it is flushed every few ms)."""
+    try:
+        with open(lb.log_path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace').splitlines()
+    except (OSError, TypeError):
+        return []

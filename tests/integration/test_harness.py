@@ -57,6 +57,24 @@ class HarnessTest(unittest.TestCase):
         b.stop()
         self.assertLess(time.monotonic() - t0, 3)
 
+    def test_slow_http_backend_answers_after_its_delay(self):
+        b = self.backend(harness.HttpBackend, 'slow', 0.3)
+        t0 = time.monotonic()
+        r = harness.http_request(b.port)
+        self.assertEqual((r.status, r.body), (200, b'slow\n'))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+        self.assertEqual(len(b.arrivals), 1)
+
+    def test_client_binds_to_the_given_source_ip(self):
+        b = self.backend(harness.HttpBackend, 'x')
+        s = harness.connect(b.port, source=harness.client_ip(3))
+        self.addCleanup(s.close)
+        self.assertEqual(s.getsockname()[0], '127.0.0.5')
+        r = harness.http_request(b.port, source=harness.client_ip(252))
+        self.assertEqual(r.status, 200)
+        with self.assertRaises(ValueError):
+            harness.client_ip(253)
+
     def test_free_port_is_not_listening(self):
         port = harness.free_port()
         self.assertFalse(harness.is_listening(port))
