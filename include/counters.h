@@ -7,11 +7,25 @@
 #include <stdint.h>
 #include "util.h"
 
+/* Histogram bucket upper bounds, in seconds (a last +Inf bucket follows). */
+#define COUNTERS_HIST_BUCKETS 12
+extern const double counters_connect_bounds[COUNTERS_HIST_BUCKETS];
+extern const double counters_duration_bounds[COUNTERS_HIST_BUCKETS];
+
+struct counters_hist {
+    uint64_t buckets[COUNTERS_HIST_BUCKETS + 1];   /* not cumulative */
+    uint64_t sum_us;                               /* sum of observations */
+};
+
 struct server_counters {
     uint64_t total;      /* connections handed to the server (connect ok) */
-    uint64_t failed;     /* failed connect attempts */
+    uint64_t failed;     /* failed connect attempts (= retried + lost) */
     uint64_t bytes_in;   /* client -> server payload bytes */
     uint64_t bytes_out;  /* server -> client payload bytes */
+    uint64_t retried;    /* failed attempts after which another server was tried */
+    uint64_t lost;       /* failed attempts after which the client got no server */
+    struct counters_hist connect;    /* connect time */
+    struct counters_hist duration;   /* client session time, if it reached us */
 } __attribute__((aligned(CACHE_LINE)));
 
 struct listener_counters {
@@ -24,7 +38,8 @@ struct listener_counters {
 
 /* Sums of all workers' slots, as read by the stats thread. */
 struct server_totals {
-    uint64_t total, failed, bytes_in, bytes_out;
+    uint64_t total, failed, bytes_in, bytes_out, retried, lost;
+    struct counters_hist connect, duration;
 };
 struct listener_totals {
     uint64_t total, rejected, active, http_502, http_504;
@@ -40,6 +55,9 @@ void counters_server_sum(const struct server_counters *slots, unsigned nworkers,
                          struct server_totals *out);
 void counters_listener_sum(const struct listener_counters *slots,
                            unsigned nworkers, struct listener_totals *out);
+
+/* Adds one observation of <seconds> to a worker's own histogram. */
+void counters_hist_add(struct counters_hist *h, const double *bounds, double seconds);
 
 /* Zeroes the monotonic counters (not `active`). Racy by design against a
  * worker's concurrent add: an increment in flight may survive the clear. */

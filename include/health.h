@@ -32,6 +32,10 @@ void health_stop(struct health *h);
 void health_set_admin(struct health *h, struct server *srv, enum server_admin admin,
                       const char *why);
 
+/* `clear counters` zeroed the servers' counters: outage costs restart from
+ * zero. Main thread. */
+void health_counters_cleared(struct health *h);
+
 /* A live connection's connect to <srv> failed (ok = 0) or succeeded. Enough
  * consecutive failures (the pool's `fall`) mark the server down before its
  * next active check. Any worker thread; costs one atomic on failure and a

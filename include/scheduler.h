@@ -21,6 +21,10 @@ struct sched_request {
     size_t ntried;
     double now;                      /* seconds, monotonic */
     uint64_t random;                 /* a fresh random value from the caller */
+    int peek;                        /* only tell: move no shared position */
+    int *spilled;                    /* out, may be NULL: set to 1 when a
+                                        bounded-load cap sent the client past
+                                        its own server */
 };
 
 struct sched_ops {
@@ -51,6 +55,8 @@ const char *sched_names(void);
 enum sched_why {
     SCHED_WHY_NONE = 0,     /* no server */
     SCHED_WHY_PERSIST,      /* the client's remembered server (persist) */
+    SCHED_WHY_HASH,         /* source: the client's own server */
+    SCHED_WHY_SPILL,        /* source: a later server, its own was over the cap */
     SCHED_WHY_SCHEDULE,     /* the pool's algorithm */
 };
 const char *sched_why_str(enum sched_why why);

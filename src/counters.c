@@ -6,6 +6,36 @@
 
 #include "counters.h"
 
+const double counters_connect_bounds[COUNTERS_HIST_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1, 2.5,
+};
+const double counters_duration_bounds[COUNTERS_HIST_BUCKETS] = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 60, 300,
+};
+
+void counters_hist_add(struct counters_hist *h, const double *bounds, double seconds)
+{
+    size_t i = 0;
+    while (i < COUNTERS_HIST_BUCKETS && seconds > bounds[i])
+        i++;
+    counter_add(&h->buckets[i], 1);
+    counter_add(&h->sum_us, seconds > 0 ? (uint64_t)(seconds * 1e6 + 0.5) : 0);
+}
+
+static void counters_hist_sum(const struct counters_hist *h, struct counters_hist *out)
+{
+    for (size_t i = 0; i <= COUNTERS_HIST_BUCKETS; i++)
+        out->buckets[i] += counter_read(&h->buckets[i]);
+    out->sum_us += counter_read(&h->sum_us);
+}
+
+static void counters_hist_clear(struct counters_hist *h)
+{
+    for (size_t i = 0; i <= COUNTERS_HIST_BUCKETS; i++)
+        counter_zero(&h->buckets[i]);
+    counter_zero(&h->sum_us);
+}
+
 static void *counters_alloc(size_t size, unsigned nworkers)
 {
     size_t total = size * (nworkers ? nworkers : 1);
@@ -39,6 +69,10 @@ void counters_server_sum(const struct server_counters *slots, unsigned nworkers,
         out->failed += counter_read(&slots[i].failed);
         out->bytes_in += counter_read(&slots[i].bytes_in);
         out->bytes_out += counter_read(&slots[i].bytes_out);
+        out->retried += counter_read(&slots[i].retried);
+        out->lost += counter_read(&slots[i].lost);
+        counters_hist_sum(&slots[i].connect, &out->connect);
+        counters_hist_sum(&slots[i].duration, &out->duration);
     }
 }
 
@@ -62,6 +96,10 @@ void counters_server_clear(struct server_counters *slots, unsigned nworkers)
         counter_zero(&slots[i].failed);
         counter_zero(&slots[i].bytes_in);
         counter_zero(&slots[i].bytes_out);
+        counter_zero(&slots[i].retried);
+        counter_zero(&slots[i].lost);
+        counters_hist_clear(&slots[i].connect);
+        counters_hist_clear(&slots[i].duration);
     }
 }
 

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "events.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
@@ -35,6 +36,8 @@ struct health_check {
     size_t request_len, request_off;
     char answer[CHECK_HTTP_LINE_MAX];
     size_t answer_len;
+    struct server_totals at_up;   /* counters when it last went up (or start) */
+    ev_tstamp left_up;            /* when it last stopped being up, 0 = is up */
 };
 
 struct health {
@@ -63,6 +66,19 @@ static enum server_state health_effective(const struct health_check *c)
     return SERVER_UP;
 }
 
+/* What failing connects to this server cost clients since it last went up:
+ * attempts that failed, and of those how many were hidden by a retry on
+ * another server and how many left the client with no server. */
+static void health_cost(struct health_check *c, char *out, size_t len)
+{
+    struct server_totals t;
+    counters_server_sum(c->srv->counters, c->owner->config->global.workers, &t);
+    snprintf(out, len, "failed=%llu retried=%llu lost=%llu",
+             (unsigned long long)(t.failed - c->at_up.failed),
+             (unsigned long long)(t.retried - c->at_up.retried),
+             (unsigned long long)(t.lost - c->at_up.lost));
+}
+
 static void health_publish(struct health_check *c, const char *reason)
 {
     enum server_state old = server_state(c->srv);
@@ -72,6 +88,29 @@ static void health_publish(struct health_check *c, const char *reason)
     pool_set_server_state(c->srv, now);
     log_msg("server %s/%s is %s: %s", c->pool->name, c->srv->name,
             server_state_str(now), reason);
+
+    char cost[128], line[400];
+    health_cost(c, cost, sizeof(cost));
+    ev_tstamp t = ev_now(c->owner->loop);
+    if (now == SERVER_UP && c->left_up > 0)
+        snprintf(line, sizeof(line), "%s; after %.1fs; cost: %s", reason,
+                 t - c->left_up, cost);
+    else
+        snprintf(line, sizeof(line), "%s; cost: %s", reason, cost);
+    events_record(c->srv, old, now, line);
+    if (now == SERVER_UP) {
+        counters_server_sum(c->srv->counters, c->owner->config->global.workers,
+                            &c->at_up);
+        c->left_up = 0;
+    } else if (old == SERVER_UP) {
+        c->left_up = t;
+    }
+}
+
+void health_counters_cleared(struct health *h)
+{
+    for (size_t i = 0; i < h->nchecks; i++)
+        memset(&h->checks[i].at_up, 0, sizeof(h->checks[i].at_up));
 }
 
 static void health_result(struct health_check *c, int ok, const char *what)

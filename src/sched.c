@@ -48,6 +48,8 @@ const char *sched_why_str(enum sched_why why)
     switch (why) {
     case SCHED_WHY_NONE: return "none";
     case SCHED_WHY_PERSIST: return "persist";
+    case SCHED_WHY_HASH: return "hash";
+    case SCHED_WHY_SPILL: return "spill";
     case SCHED_WHY_SCHEDULE: return "schedule";
     }
     return "?";
@@ -119,15 +121,28 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
         return NULL;
     if (pool->persist == PERSIST_SOURCE && req->key != NULL && pool->clients != NULL) {
         uint32_t index;
-        if (client_table_sticky(pool->clients, req->key, req->now,
-                                pool->persist_timeout, &index) &&
+        int found = req->peek
+            ? client_table_peek(pool->clients, req->key, req->now,
+                                pool->persist_timeout, &index)
+            : client_table_sticky(pool->clients, req->key, req->now,
+                                  pool->persist_timeout, &index);
+        if (found &&
             index < pool->nservers && sched_sticky_ok(req, &pool->servers[index])) {
             *why = SCHED_WHY_PERSIST;
             return &pool->servers[index];
         }
     }
-    struct server *s = pool->sched->pick(pool->sched_state, pool, req);
-    if (s != NULL)
-        *why = SCHED_WHY_SCHEDULE;
+    int spilled = 0;
+    struct sched_request local = *req;
+    local.spilled = &spilled;
+    struct server *s = pool->sched->pick(pool->sched_state, pool, &local);
+    if (req->spilled != NULL)
+        *req->spilled = spilled;
+    if (s != NULL) {
+        if (pool->sched == &sched_source)
+            *why = spilled ? SCHED_WHY_SPILL : SCHED_WHY_HASH;
+        else
+            *why = SCHED_WHY_SCHEDULE;
+    }
     return s;
 }

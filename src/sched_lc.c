@@ -28,7 +28,8 @@ static struct server *lc_pick(void *state, struct pool *pool,
 {
     struct sched_lc *lc = state;
     uint32_t n = pool->nservers;
-    uint64_t start = __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED) % n;
+    uint64_t start = (req->peek ? __atomic_load_n(&lc->position, __ATOMIC_RELAXED)
+                                : __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED)) % n;
     struct server *best = NULL;
     for (uint32_t k = 0; k < n; k++) {
         struct server *s = &pool->servers[(start + k) % n];

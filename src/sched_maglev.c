@@ -165,6 +165,8 @@ static struct server *maglev_pick(void *state, struct pool *pool,
             continue;
         if (pool->balance_factor == 0 || maglev_under_cap(pool, &load, s))
             return s;
+        if (req->spilled != NULL)
+            *req->spilled = 1;
         if (fallback == NULL)
             fallback = s;
     }

@@ -116,7 +116,9 @@ static struct server *rr_pick(void *state, struct pool *pool,
         return NULL;
     /* One lap at most: after it every available server has been offered. */
     for (uint32_t tries = 0; tries < len; tries++) {
-        uint64_t pos = __atomic_fetch_add(&rr->position, 1, __ATOMIC_RELAXED);
+        uint64_t pos = req->peek
+            ? __atomic_load_n(&rr->position, __ATOMIC_RELAXED) + tries
+            : __atomic_fetch_add(&rr->position, 1, __ATOMIC_RELAXED);
         uint32_t index = __atomic_load_n(&slots[pos % len], __ATOMIC_RELAXED);
         if (index >= pool->nservers)
             continue;

@@ -62,6 +62,8 @@ struct session {
     struct listener_conf *listener;
     struct pool *pool;
     struct server *server;         /* holds one `active` while set */
+    struct server *served_by;      /* the server whose connect succeeded */
+    struct server *retried_from;   /* last failed server, counted `retried` */
     enum session_state state;
     enum session_term term;
 
@@ -304,6 +306,9 @@ static void session_close(struct session *s, enum session_term term)
     session_pipe_release(s, &s->to_client);
 
     counter_add(&s->listener->counters[wid].active, (uint64_t)-1);
+    if (s->served_by != NULL)
+        counters_hist_add(&s->served_by->counters[wid].duration,
+                          counters_duration_bounds, ev_now(loop) - s->started);
     if (log_access_enabled())
         session_log(s);
     worker_conn_release();
@@ -326,6 +331,13 @@ void session_abort(struct session *s, enum session_term term)
 /* No server could be had: 503 in http mode, a silent close in tcp mode. */
 static void session_reject(struct session *s, enum session_term term)
 {
+    if (s->retried_from != NULL) {
+        /* the retry it was counted for found no other server: lost after all */
+        struct server_counters *c = &s->retried_from->counters[s->worker->id];
+        counter_add(&c->retried, (uint64_t)-1);
+        counter_add(&c->lost, 1);
+        s->retried_from = NULL;
+    }
     counter_add(&s->listener->counters[s->worker->id].rejected, 1);
     if (s->listener->mode != LISTENER_HTTP) {
         session_close(s, term);
@@ -361,10 +373,25 @@ static void session_answer_error(struct session *s, const char *answer, size_t l
 
 /* ---- connect with retries --------------------------------------------------- */
 
+/* Counts a failed connect on <srv>: retried when the connection will try
+ * another server, lost when it gives up. */
+static void session_count_failure(struct session *s, struct server *srv)
+{
+    struct server_counters *c = &srv->counters[s->worker->id];
+    counter_add(&c->failed, 1);
+    if (s->ntried > s->pool->retries) {
+        counter_add(&c->lost, 1);
+        s->retried_from = NULL;
+    } else {
+        counter_add(&c->retried, 1);
+        s->retried_from = srv;
+    }
+    health_passive_result(srv, 0);
+}
+
 static void session_connect_failed(struct session *s)
 {
-    counter_add(&s->server->counters[s->worker->id].failed, 1);
-    health_passive_result(s->server, 0);
+    session_count_failure(s, s->server);
     session_drop_server(s);
     ev_timer_stop(s->worker->loop, &s->timer);
     if (s->ntried > s->pool->retries) {
@@ -378,13 +405,18 @@ static void session_connected(struct session *s)
 {
     struct ev_loop *loop = s->worker->loop;
     ev_tstamp now = ev_now(loop);
-    counter_add(&s->server->counters[s->worker->id].total, 1);
+    struct server_counters *sc = &s->server->counters[s->worker->id];
+    counter_add(&sc->total, 1);
+    s->served_by = s->server;
+    s->retried_from = NULL;
     health_passive_result(s->server, 1);
     if (!s->placed) {
         client_table_placed(s->pool->clients, &s->key, s->server->index, now);
         s->placed = 1;
     }
-    s->connect_ms = (ev_time() - s->connect_started) * 1000.0;
+    double connect_s = ev_time() - s->connect_started;
+    s->connect_ms = connect_s * 1000.0;
+    counters_hist_add(&sc->connect, counters_connect_bounds, connect_s);
     s->connected_at = now;
     s->last_activity = now;
     s->state = SESSION_RELAYING;
@@ -462,8 +494,7 @@ static int session_connect(struct session *s)
         int fd = net_connect(&srv->addr, &done);
         if (fd == -1) {
             /* refused at once (or no fd left): count it and try another */
-            counter_add(&srv->counters[s->worker->id].failed, 1);
-            health_passive_result(srv, 0);
+            session_count_failure(s, srv);
             session_drop_server(s);
             if (s->ntried > s->pool->retries) {
                 session_reject(s, TERM_CONNECT_FAIL);

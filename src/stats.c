@@ -1,7 +1,9 @@
 /* stats.c — stats command parsing and answers: help, show info, show stat
  * (CSV) and show stat json. Counters are summed over the workers' slots at
  * read time. */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "client_table.h"
 #include "config.h"
 #include "counters.h"
+#include "events.h"
 #include "health.h"
 #include "log.h"
 #include "scheduler.h"
@@ -21,6 +24,7 @@
 #define STATS_MAX_WORDS 8
 #define STATS_CLIENTS_DEFAULT 20
 #define STATS_CLIENTS_MAX 1000
+#define STATS_EVENTS_DEFAULT 50
 
 static const char stats_help[] =
     "help                  this list\n"
@@ -32,7 +36,12 @@ static const char stats_help[] =
     "disable server POOL/SERVER   state maint: out of service\n"
     "drain server POOL/SERVER     state drain: keeps its persistent clients,\n"
     "                      no new ones\n"
-    "enable server POOL/SERVER    leaves maint/drain; health decides up/down\n";
+    "enable server POOL/SERVER    leaves maint/drain; health decides up/down\n"
+    "set weight POOL/SERVER N     new weight, 0-256\n"
+    "clear counters        zeroes total, failed, bytes and client counts\n"
+    "which POOL IP         the server a new connection from IP would get now,\n"
+    "                      and why: persist, hash, spill or schedule\n"
+    "show events [N]       the last N (default 50) server state changes\n";
 
 static void stats_json_string(struct buf *out, const char *s)
 {
@@ -153,16 +162,22 @@ static void stats_show_json(struct stats_ctx *ctx, struct buf *out)
     buf_printf(out, "]}\n");
 }
 
-static int stats_parse_count(const char *text, unsigned long *n)
+static int stats_parse_uint(const char *text, unsigned long min, unsigned long max,
+                            unsigned long *n)
 {
-    if (!isdigit((unsigned char)text[0]))
+    if (!isdigit((unsigned char)text[0]) || strlen(text) > 9)
         return -1;
     char *end;
     unsigned long v = strtoul(text, &end, 10);
-    if (*end != '\0' || v < 1 || v > STATS_CLIENTS_MAX)
+    if (*end != '\0' || v < min || v > max)
         return -1;
     *n = v;
     return 0;
+}
+
+static int stats_parse_count(const char *text, unsigned long *n)
+{
+    return stats_parse_uint(text, 1, STATS_CLIENTS_MAX, n);
 }
 
 /* show clients [POOL] [N]: busiest first. Over all pools the server column
@@ -281,6 +296,83 @@ static void stats_admin(struct stats_ctx *ctx, const char *verb, const char *ref
                server_state_str(server_state(s)));
 }
 
+static void stats_set_weight(struct stats_ctx *ctx, const char *ref, const char *value,
+                             struct buf *out)
+{
+    unsigned long w;
+    if (stats_parse_uint(value, 0, SERVER_WEIGHT_MAX, &w) == -1) {
+        buf_printf(out, "error: weight must be a whole number in 0-%d\n",
+                   SERVER_WEIGHT_MAX);
+        return;
+    }
+    struct server *s = stats_find_server(ctx, ref, out);
+    if (s == NULL)
+        return;
+    unsigned old = server_weight(s);
+    pool_set_server_weight(s, (unsigned)w);
+    if (old != w)
+        log_msg("server %s/%s weight %u -> %lu from the stats socket", s->pool->name,
+                s->name, old, w);
+    buf_printf(out, "%s/%s weight %lu\n", s->pool->name, s->name, w);
+}
+
+static void stats_clear_counters(struct stats_ctx *ctx, struct buf *out)
+{
+    struct config *c = ctx->config;
+    unsigned nw = c->global.workers;
+    for (size_t p = 0; p < c->npools; p++) {
+        struct pool *pool = &c->pools[p];
+        for (uint32_t i = 0; i < pool->nservers; i++)
+            counters_server_clear(pool->servers[i].counters, nw);
+        client_table_clear(pool->clients);
+    }
+    for (size_t i = 0; i < c->nlisteners; i++)
+        counters_listener_clear(c->listeners[i].counters, nw);
+    if (ctx->health != NULL)
+        health_counters_cleared(ctx->health);
+    buf_printf(out, "counters cleared\n");
+}
+
+/* which POOL IP: a dry run of the placement, moving no shared position. */
+static void stats_which(struct stats_ctx *ctx, const char *pool_name, const char *ip,
+                        struct buf *out)
+{
+    struct pool *pool = config_find_pool(ctx->config, pool_name);
+    if (pool == NULL) {
+        buf_printf(out, "error: no pool '%.64s'\n", pool_name);
+        return;
+    }
+    struct client_key key;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (client_key_parse(ip, &key) == -1) {
+        buf_printf(out, "error: '%.64s' is not an IPv4 or IPv6 address\n", ip);
+        return;
+    }
+    if (key.len == 4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, key.bytes, 4);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, key.bytes, 16);
+    }
+    struct sched_request req = {
+        .client = (const struct sockaddr *)&ss,
+        .key = &key,
+        .now = ctx->now(),
+        .random = (uint64_t)(ctx->now() * 1e6),
+        .peek = 1,
+    };
+    enum sched_why why;
+    struct server *s = sched_pick_why(pool, &req, &why);
+    if (s == NULL)
+        buf_printf(out, "none\n");
+    else
+        buf_printf(out, "%s %s\n", s->name, sched_why_str(why));
+}
+
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
 {
     char copy[1024];
@@ -320,6 +412,20 @@ void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
              (strcmp(words[0], "disable") == 0 || strcmp(words[0], "drain") == 0 ||
               strcmp(words[0], "enable") == 0))
         stats_admin(ctx, words[0], words[2], out);
+    else if (n == 4 && strcmp(words[0], "set") == 0 && strcmp(words[1], "weight") == 0)
+        stats_set_weight(ctx, words[2], words[3], out);
+    else if (n == 2 && strcmp(words[0], "clear") == 0 && strcmp(words[1], "counters") == 0)
+        stats_clear_counters(ctx, out);
+    else if (n == 3 && strcmp(words[0], "which") == 0)
+        stats_which(ctx, words[1], words[2], out);
+    else if ((n == 2 || n == 3) && strcmp(words[0], "show") == 0 &&
+             strcmp(words[1], "events") == 0) {
+        unsigned long k = STATS_EVENTS_DEFAULT;
+        if (n == 3 && stats_parse_uint(words[2], 1, EVENTS_MAX, &k) == -1)
+            buf_printf(out, "error: N must be a whole number in 1-%d\n", EVENTS_MAX);
+        else
+            events_show(out, k);
+    }
     else
         buf_printf(out, "error: unknown command '%.64s'; try 'help'\n", line);
     buf_append(out, "\n", 1);
