@@ -15,7 +15,8 @@ LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 LDLIBS   += $(LIBEV) $(LIBINIH) -lm
 
 SRCS     := $(wildcard src/*.c)
-LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
+            $(BUILD)/obj/page.o
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -34,6 +35,17 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 
 $(BUILD)/obj $(BUILD)/tests:
 	@mkdir -p $@
+
+# The stats page is kept as plain HTML and compiled in as a byte array.
+$(BUILD)/obj/page.c: src/web/page.html | $(BUILD)/obj
+	{ echo '/* generated from src/web/page.html by the Makefile */'; \
+	  echo 'const char page_html[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0x00 };'; \
+	  echo 'const unsigned long page_html_len = sizeof(page_html) - 1;'; } > $@
+
+$(BUILD)/obj/page.o: $(BUILD)/obj/page.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tcplb: $(LIB_OBJS) $(MAIN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -15,6 +15,9 @@ struct stats_ctx {
     double (*now)(void);        /* monotonic clock, injectable for tests */
 };
 
+/* Appends the `show stat json` object and a newline (also /stats.json). */
+void stats_write_json(struct stats_ctx *ctx, struct buf *out);
+
 /* Runs one command (no line terminator) and appends its answer, always
  * ending with an empty line. Malformed input answers "error: ...". */
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out);

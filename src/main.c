@@ -15,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
+#include "stats_http.h"
 #include "stats_socket.h"
 #include "util.h"
 #include "worker.h"
@@ -30,6 +31,7 @@ struct main_state {
     ev_signal sigterm, sigint, sighup, sigusr1;
     struct stats_socket *stats;
     struct health *health;
+    struct stats_http *http;
     struct stats_ctx stats_ctx;
 };
 
@@ -171,6 +173,15 @@ static int main_run(struct config *config)
         }
     }
 
+    if (config->global.stats_http != NULL) {
+        m->http = stats_http_open(m->loop, &config->global.stats_http_addr,
+                                  &m->stats_ctx, err, sizeof(err));
+        if (m->http == NULL) {
+            fprintf(stderr, "tcplb: %s\n", err);
+            goto fail;
+        }
+    }
+
     ev_async_init(&m->worker_exit, main_worker_exit_cb);
     ev_async_start(m->loop, &m->worker_exit);
     ev_signal_init(&m->sigterm, main_stop_cb, SIGTERM);
@@ -216,6 +227,8 @@ static int main_run(struct config *config)
 fail:
     stats_socket_close(m->stats);
     m->stats = NULL;
+    stats_http_close(m->http);
+    m->http = NULL;
     /* after the workers are joined: none of them can wake it any more */
     health_stop(m->health);
     m->health = NULL;

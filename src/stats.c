@@ -108,7 +108,7 @@ static void stats_show_csv(struct stats_ctx *ctx, struct buf *out)
     }
 }
 
-static void stats_show_json(struct stats_ctx *ctx, struct buf *out)
+void stats_write_json(struct stats_ctx *ctx, struct buf *out)
 {
     struct config *c = ctx->config;
     unsigned nw = c->global.workers;
@@ -404,7 +404,7 @@ void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
         stats_show_csv(ctx, out);
     else if (n == 3 && strcmp(words[0], "show") == 0 && strcmp(words[1], "stat") == 0 &&
              strcmp(words[2], "json") == 0)
-        stats_show_json(ctx, out);
+        stats_write_json(ctx, out);
     else if (n >= 2 && n <= 4 && strcmp(words[0], "show") == 0 &&
              strcmp(words[1], "clients") == 0)
         stats_show_clients(ctx, words + 2, n - 2, out);

@@ -1,0 +1,222 @@
+/* stats_http.c — a deliberately small HTTP/1.1 server for the stats page and
+ * metrics (see stats_http.h): reads one request head (at most 8 KiB, within
+ * 10 s), answers it in full and closes. It runs on the main loop next to the
+ * stats socket and never touches a worker. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "metrics.h"
+#include "net.h"
+#include "page.h"
+#include "stats.h"
+#include "stats_http.h"
+#include "util.h"
+
+#define HTTP_HEAD_MAX 8192
+#define HTTP_CLIENTS_MAX 64
+#define HTTP_CLIENT_TIMEOUT 10.0
+
+struct stats_http_client {
+    ev_io io;
+    ev_timer timer;
+    int fd;                          /* owned */
+    char head[HTTP_HEAD_MAX];
+    size_t head_len;
+    int answering;
+    struct buf out;                  /* owned */
+    struct stats_http *owner;
+    struct stats_http_client *prev, *next;
+};
+
+struct stats_http {
+    ev_io io;
+    int fd;                          /* owned */
+    struct ev_loop *loop;
+    struct stats_ctx *ctx;
+    struct stats_http_client *clients;   /* owned list */
+    unsigned nclients;
+};
+
+static void stats_http_client_free(struct stats_http_client *c)
+{
+    struct stats_http *h = c->owner;
+    ev_io_stop(h->loop, &c->io);
+    ev_timer_stop(h->loop, &c->timer);
+    close(c->fd);
+    buf_free(&c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->nclients--;
+    free(c);
+}
+
+static void stats_http_respond(struct stats_http_client *c, int status,
+                               const char *reason, const char *type,
+                               const char *body, size_t len, int head_only)
+{
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+               "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+               "Connection: close\r\n\r\n", status, reason, type, len);
+    if (!head_only)
+        buf_append(&c->out, body, len);
+}
+
+static void stats_http_error(struct stats_http_client *c, int status, const char *reason)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    stats_http_respond(c, status, reason, "text/plain; charset=utf-8", body,
+                       (size_t)n, 0);
+}
+
+/* Routes a complete request head. */
+static void stats_http_route(struct stats_http_client *c)
+{
+    char method[8], target[512], version[16];
+    c->head[c->head_len < sizeof(c->head) ? c->head_len : sizeof(c->head) - 1] = '\0';
+    if (sscanf(c->head, "%7s %511s %15s", method, target, version) != 3 ||
+        strncmp(version, "HTTP/1.", 7) != 0) {
+        stats_http_error(c, 400, "Bad Request");
+        return;
+    }
+    int head_only = strcmp(method, "HEAD") == 0;
+    if (!head_only && strcmp(method, "GET") != 0) {
+        stats_http_error(c, 405, "Method Not Allowed");
+        return;
+    }
+    char *query = strchr(target, '?');
+    if (query != NULL)
+        *query = '\0';
+
+    struct buf body = { 0 };
+    if (strcmp(target, "/metrics") == 0) {
+        metrics_write(c->owner->ctx, &body);
+        stats_http_respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                           body.data ? body.data : "", body.len, head_only);
+    } else if (strcmp(target, "/stats.json") == 0) {
+        stats_write_json(c->owner->ctx, &body);
+        stats_http_respond(c, 200, "OK", "application/json", body.data ? body.data : "",
+                           body.len, head_only);
+    } else if (strcmp(target, "/") == 0 || strcmp(target, "/index.html") == 0) {
+        stats_http_respond(c, 200, "OK", "text/html; charset=utf-8", page_html,
+                           page_html_len, head_only);
+    } else {
+        stats_http_error(c, 404, "Not Found");
+    }
+    buf_free(&body);
+}
+
+static void stats_http_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct stats_http_client *c = container_of(w, struct stats_http_client, io);
+    (void)revents;
+    if (!c->answering) {
+        ssize_t n = read(c->fd, c->head + c->head_len, sizeof(c->head) - 1 - c->head_len);
+        if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+            stats_http_client_free(c);
+            return;
+        }
+        if (n > 0)
+            c->head_len += (size_t)n;
+        c->head[c->head_len] = '\0';
+        if (strstr(c->head, "\r\n\r\n") == NULL && strstr(c->head, "\n\n") == NULL) {
+            if (c->head_len < sizeof(c->head) - 1)
+                return;
+            stats_http_error(c, 431, "Request Header Fields Too Large");
+        } else {
+            stats_http_route(c);
+        }
+        c->answering = 1;
+        ev_io_stop(loop, &c->io);
+        ev_io_set(&c->io, c->fd, EV_WRITE);
+        ev_io_start(loop, &c->io);
+    }
+    while (c->out.len > 0) {
+        ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            break;
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    /* All written: FIN first, so the client reads the whole answer. */
+    shutdown(c->fd, SHUT_WR);
+    stats_http_client_free(c);
+}
+
+static void stats_http_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    stats_http_client_free(container_of(t, struct stats_http_client, timer));
+}
+
+static void stats_http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct stats_http *h = container_of(w, struct stats_http, io);
+    for (;;) {
+        int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1)
+            return;
+        struct stats_http_client *c = NULL;
+        if (h->nclients >= HTTP_CLIENTS_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->owner = h;
+        c->next = h->clients;
+        if (h->clients)
+            h->clients->prev = c;
+        h->clients = c;
+        h->nclients++;
+        ev_io_init(&c->io, stats_http_client_cb, fd, EV_READ);
+        ev_io_start(loop, &c->io);
+        ev_timer_init(&c->timer, stats_http_timeout_cb, HTTP_CLIENT_TIMEOUT, 0);
+        ev_timer_start(loop, &c->timer);
+    }
+}
+
+struct stats_http *stats_http_open(struct ev_loop *loop, const struct net_addr *addr,
+                                   struct stats_ctx *ctx, char *err, size_t errlen)
+{
+    struct stats_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char e[256];
+    h->fd = net_listen(addr, 0, 64, e, sizeof(e));
+    if (h->fd == -1) {
+        snprintf(err, errlen, "stats_http: %s", e);
+        free(h);
+        return NULL;
+    }
+    h->loop = loop;
+    h->ctx = ctx;
+    ev_io_init(&h->io, stats_http_accept_cb, h->fd, EV_READ);
+    ev_io_start(loop, &h->io);
+    return h;
+}
+
+void stats_http_close(struct stats_http *h)
+{
+    if (h == NULL)
+        return;
+    while (h->clients)
+        stats_http_client_free(h->clients);
+    ev_io_stop(h->loop, &h->io);
+    close(h->fd);
+    free(h);
+}
