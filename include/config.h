@@ -40,6 +40,7 @@ struct listener_conf {
     int pool_line;
     struct pool *pool;          /* resolved, points into config->pools */
     enum listener_mode mode;
+    int accept_proxy;           /* expects a PROXY v1/v2 header first */
     struct listener_counters *counters;  /* owned: [workers] */
 };
 

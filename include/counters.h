@@ -34,6 +34,7 @@ struct listener_counters {
     uint64_t active;     /* open now, on this worker (inc and dec by it) */
     uint64_t http_502;   /* answered 502: server closed before a byte */
     uint64_t http_504;   /* answered 504: server silent past server_timeout */
+    uint64_t proxy_errors;   /* closed: missing or malformed PROXY header */
 } __attribute__((aligned(CACHE_LINE)));
 
 /* Sums of all workers' slots, as read by the stats thread. */
@@ -42,7 +43,7 @@ struct server_totals {
     struct counters_hist connect, duration;
 };
 struct listener_totals {
-    uint64_t total, rejected, active, http_502, http_504;
+    uint64_t total, rejected, active, http_502, http_504, proxy_errors;
 };
 
 /* Allocates nworkers zeroed slots (cache-line aligned). NULL on ENOMEM.

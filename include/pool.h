@@ -33,6 +33,7 @@ struct server {
     struct net_addr addr;
     unsigned weight;            /* from the config */
     unsigned maxconn;           /* 0 = no cap */
+    int send_proxy;             /* enum proxy_version: header sent on connect */
     uint32_t index;             /* position in pool->servers */
     int line;                   /* config line, for messages */
     struct pool *pool;          /* back pointer, not owned */

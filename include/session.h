@@ -19,6 +19,7 @@ enum session_term {
     TERM_SERVER_TIMEOUT,
     TERM_IDLE_TIMEOUT,
     TERM_SHUTDOWN,
+    TERM_BAD_PROXY,      /* accept_proxy: no valid PROXY header in time */
 };
 const char *session_term_str(enum session_term t);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "proxy.h"
 #include "scheduler.h"
 
 #define CONFIG_NAME_MAX 64
@@ -354,7 +355,8 @@ static int config_global_key(struct config_parse *p, const char *key, const char
 
 /* ---- [listener NAME] ----------------------------------------------------- */
 
-static const char *const config_listener_keys[] = { "bind", "pool", "mode" };
+static const char *const config_listener_keys[] = { "bind", "pool", "mode",
+                                                    "accept_proxy" };
 
 static int config_listener_key(struct config_parse *p, const char *key,
                                const char *value)
@@ -385,6 +387,15 @@ static int config_listener_key(struct config_parse *p, const char *key,
             return config_fail(p, "pool: '%s' is not a valid pool name", value);
         l->pool_line = p->line;
         return config_set_string(p, value, &l->pool_name);
+    }
+    if (strcmp(key, "accept_proxy") == 0) {
+        if (strcmp(value, "yes") == 0)
+            l->accept_proxy = 1;
+        else if (strcmp(value, "no") == 0)
+            l->accept_proxy = 0;
+        else
+            return config_fail(p, "accept_proxy: expected yes or no, got '%s'", value);
+        return 1;
     }
     if (strcmp(key, "mode") == 0) {
         if (strcmp(value, "tcp") == 0)
@@ -421,7 +432,8 @@ static int config_pool_server(struct config_parse *p, struct pool *pool,
     char *name = strtok_r(copy, " \t", &save);
     char *addr_text = name ? strtok_r(NULL, " \t", &save) : NULL;
     if (name == NULL || addr_text == NULL)
-        return config_fail(p, "server: expected 'NAME ADDRESS [weight=N] [maxconn=N]'");
+        return config_fail(p, "server: expected 'NAME ADDRESS [weight=N] [maxconn=N] "
+                           "[send-proxy|send-proxy-v2]'");
     if (!config_valid_name(name))
         return config_fail(p, "server: '%s' is not a valid server name "
                            "(letters, digits, '_', '-', '.')", name);
@@ -437,9 +449,18 @@ static int config_pool_server(struct config_parse *p, struct pool *pool,
         return config_fail(p, "server %s: %s", name, e);
 
     for (char *opt; (opt = strtok_r(NULL, " \t", &save)) != NULL;) {
+        if (strcmp(opt, "send-proxy") == 0) {
+            s.send_proxy = PROXY_V1;
+            continue;
+        }
+        if (strcmp(opt, "send-proxy-v2") == 0) {
+            s.send_proxy = PROXY_V2;
+            continue;
+        }
         char *eq = strchr(opt, '=');
         if (eq == NULL)
-            return config_fail(p, "server %s: option '%s' is not key=value", name, opt);
+            return config_fail(p, "server %s: unknown option '%s' (known: weight=N, "
+                               "maxconn=N, send-proxy, send-proxy-v2)", name, opt);
         *eq = '\0';
         unsigned long v;
         if (strcmp(opt, "weight") == 0) {
@@ -453,8 +474,8 @@ static int config_pool_server(struct config_parse *p, struct pool *pool,
                                    name, eq + 1);
             s.maxconn = (unsigned)v;
         } else {
-            return config_fail(p, "server %s: unknown option '%s' "
-                               "(known: weight, maxconn)", name, opt);
+            return config_fail(p, "server %s: unknown option '%s' (known: weight=N, "
+                               "maxconn=N, send-proxy, send-proxy-v2)", name, opt);
         }
     }
 

@@ -86,6 +86,7 @@ void counters_listener_sum(const struct listener_counters *slots,
         out->active += counter_read(&slots[i].active);
         out->http_502 += counter_read(&slots[i].http_502);
         out->http_504 += counter_read(&slots[i].http_504);
+        out->proxy_errors += counter_read(&slots[i].proxy_errors);
     }
 }
 
@@ -110,5 +111,6 @@ void counters_listener_clear(struct listener_counters *slots, unsigned nworkers)
         counter_zero(&slots[i].rejected);
         counter_zero(&slots[i].http_502);
         counter_zero(&slots[i].http_504);
+        counter_zero(&slots[i].proxy_errors);
     }
 }

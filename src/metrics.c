@@ -139,6 +139,11 @@ static void metrics_listeners(struct config *c, struct buf *out)
     for (size_t i = 0; i < c->nlisteners; i++)
         buf_printf(out, "tcplb_listener_active_connections{listener=\"%s\"} %llu\n",
                    c->listeners[i].name, (unsigned long long)t[i].active);
+    metrics_family(out, "tcplb_listener_proxy_errors_total", "counter",
+                   "Client connections closed for a missing or malformed PROXY header.");
+    for (size_t i = 0; i < c->nlisteners; i++)
+        buf_printf(out, "tcplb_listener_proxy_errors_total{listener=\"%s\"} %llu\n",
+                   c->listeners[i].name, (unsigned long long)t[i].proxy_errors);
     metrics_family(out, "tcplb_listener_http_errors_total", "counter",
                    "Error answers of mode=http listeners by status code.");
     for (size_t i = 0; i < c->nlisteners; i++)

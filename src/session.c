@@ -25,6 +25,7 @@
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "proxy.h"
 #include "scheduler.h"
 #include "session.h"
 #include "util.h"
@@ -33,8 +34,11 @@
 /* How long an HTTP error answer waits for the client to close after the
  * answer, so that unread request bytes never turn our close into a RST. */
 #define SESSION_LINGER 2.0
+/* How long a listener with accept_proxy waits for the PROXY header. */
+#define SESSION_PROXY_TIMEOUT 3.0
 
 enum session_state {
+    SESSION_PROXY_WAIT,  /* accept_proxy: reading the PROXY header */
     SESSION_QUEUED,      /* waiting for a slot under server maxconn */
     SESSION_CONNECTING,
     SESSION_RELAYING,
@@ -91,7 +95,9 @@ struct session {
     const char *answer;            /* static HTTP error answer */
     size_t answer_len, answer_off;
 
-    struct sockaddr_storage client_addr;
+    struct sockaddr_storage client_addr;   /* from the PROXY header if any */
+    struct sockaddr_storage local_addr;    /* where the client connected to */
+    int local_known;
 };
 
 const char *session_term_str(enum session_term t)
@@ -106,6 +112,7 @@ const char *session_term_str(enum session_term t)
     case TERM_SERVER_TIMEOUT: return "server_timeout";
     case TERM_IDLE_TIMEOUT: return "idle_timeout";
     case TERM_SHUTDOWN: return "shutdown";
+    case TERM_BAD_PROXY: return "bad_proxy";
     }
     return "?";
 }
@@ -186,6 +193,9 @@ static void session_update_io(struct session *s)
 {
     int cev = 0, sev = 0;
     switch (s->state) {
+    case SESSION_PROXY_WAIT:
+        cev = EV_READ;
+        break;
     case SESSION_QUEUED:
         break;
     case SESSION_CONNECTING:
@@ -401,10 +411,35 @@ static void session_connect_failed(struct session *s)
     (void)session_connect(s);
 }
 
+static void session_connect_failed(struct session *s);
+
+/* Sends the PROXY header to a server that wants one, before any client byte.
+ * The socket has just connected, so its send buffer is empty and the header
+ * (at most 52 bytes here) goes out whole; anything else is a failed connect. */
+static int session_send_proxy(struct session *s)
+{
+    uint8_t hdr[PROXY_HEADER_MAX];
+    if (!s->local_known) {
+        socklen_t len = sizeof(s->local_addr);
+        if (getsockname(s->client.fd, (struct sockaddr *)&s->local_addr, &len) == -1)
+            memset(&s->local_addr, 0, sizeof(s->local_addr));
+        s->local_known = 1;
+    }
+    size_t n = proxy_build((enum proxy_version)s->server->send_proxy,
+                           (const struct sockaddr *)&s->client_addr,
+                           (const struct sockaddr *)&s->local_addr, hdr);
+    ssize_t w = send(s->srv.fd, hdr, n, MSG_NOSIGNAL);
+    return w == (ssize_t)n ? 0 : -1;
+}
+
 static void session_connected(struct session *s)
 {
     struct ev_loop *loop = s->worker->loop;
     ev_tstamp now = ev_now(loop);
+    if (s->server->send_proxy && session_send_proxy(s) == -1) {
+        session_connect_failed(s);
+        return;
+    }
     struct server_counters *sc = &s->server->counters[s->worker->id];
     counter_add(&sc->total, 1);
     s->served_by = s->server;
@@ -649,6 +684,54 @@ static int session_relay_done(const struct session *s)
            s->srv.eof && s->client.shut && session_pipe_empty(&s->to_client);
 }
 
+/* ---- accept_proxy ------------------------------------------------------------ */
+
+/* Reads the PROXY header into the pipe toward the server (so nothing is
+ * left unread to wake the loop again, and bytes after the header are simply
+ * the first ones relayed), then places the connection. */
+static void session_proxy_read(struct session *s)
+{
+    struct session_pipe *p = &s->to_srv;
+    if (p->buf == NULL && (p->buf = worker_buf_get(s->worker)) == NULL)
+        return;
+    ssize_t n;
+    do {
+        n = read(s->client.fd, p->buf + p->end, PROXY_HEADER_MAX - p->end);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        session_close(s, TERM_CLIENT_RESET);
+        return;
+    }
+    p->end += (uint32_t)n;
+
+    size_t consumed = 0;
+    int has_addr = 0;
+    struct sockaddr_storage src, dst;
+    enum proxy_parse_result r = proxy_parse((const uint8_t *)p->buf, p->end, &consumed,
+                                            &src, &dst, &has_addr);
+    if (r == PROXY_PARSE_MORE && p->end < PROXY_HEADER_MAX)
+        return;
+    if (r != PROXY_PARSE_DONE) {   /* malformed, or longer than any header */
+        counter_add(&s->listener->counters[s->worker->id].proxy_errors, 1);
+        session_close(s, TERM_BAD_PROXY);
+        return;
+    }
+    p->start = (uint32_t)consumed;
+    if (p->start == p->end)
+        session_pipe_release(s, p);
+    if (has_addr) {
+        s->client_addr = src;
+        s->local_addr = dst;
+        s->local_known = 1;
+        client_key_from_addr((const struct sockaddr *)&src, &s->key);
+    }
+    ev_timer_stop(s->worker->loop, &s->timer);
+    session_side_want(s, &s->client, 0);
+    (void)session_connect(s);
+}
+
 /* ---- HTTP error answers ---------------------------------------------------- */
 
 static void session_answer_io(struct session *s, int revents)
@@ -693,6 +776,10 @@ static void session_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct session *s = container_of(w, struct session, client.io);
+    if (s->state == SESSION_PROXY_WAIT) {
+        session_proxy_read(s);
+        return;
+    }
     if (s->state == SESSION_ANSWERING || s->state == SESSION_LINGERING) {
         session_answer_io(s, revents);
         return;
@@ -734,6 +821,10 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp now = ev_now(loop);
 
     switch (s->state) {
+    case SESSION_PROXY_WAIT:
+        counter_add(&s->listener->counters[s->worker->id].proxy_errors, 1);
+        session_close(s, TERM_BAD_PROXY);
+        return;
     case SESSION_QUEUED:
         pool_queue_remove(s->pool, &s->qnode);
         session_reject(s, TERM_QUEUE_TIMEOUT);
@@ -802,5 +893,11 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
         w->sessions->prev = s;
     w->sessions = s;
     worker_session_add(w, s);
+    if (s->listener->accept_proxy) {
+        s->state = SESSION_PROXY_WAIT;
+        session_timer_arm(s, ev_now(w->loop) + SESSION_PROXY_TIMEOUT);
+        session_update_io(s);
+        return;
+    }
     (void)session_connect(s);
 }

@@ -130,10 +130,12 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
         buf_printf(out, "],\"mode\":\"%s\",\"pool\":", listener_mode_str(l->mode));
         stats_json_string(out, l->pool_name);
         buf_printf(out, ",\"active\":%llu,\"total\":%llu,\"rejected\":%llu,"
-                   "\"http_502\":%llu,\"http_504\":%llu}",
+                   "\"http_502\":%llu,\"http_504\":%llu,\"accept_proxy\":%s,"
+                   "\"proxy_errors\":%llu}",
                    (unsigned long long)t.active, (unsigned long long)t.total,
                    (unsigned long long)t.rejected, (unsigned long long)t.http_502,
-                   (unsigned long long)t.http_504);
+                   (unsigned long long)t.http_504, l->accept_proxy ? "true" : "false",
+                   (unsigned long long)t.proxy_errors);
     }
     buf_printf(out, "],\"pools\":[");
     for (size_t p = 0; p < c->npools; p++) {
