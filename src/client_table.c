@@ -77,12 +77,16 @@ int client_key_parse(const char *text, struct client_key *k)
         return 0;
     }
     struct in6_addr a;
-    if (inet_pton(AF_INET6, text, &a) == 1) {
-        struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = a };
-        client_key_from_addr((const struct sockaddr *)&sin6, k);
-        return 0;
+    if (inet_pton(AF_INET6, text, &a) != 1)
+        return -1;
+    if (IN6_IS_ADDR_V4MAPPED(&a)) {
+        k->len = 4;
+        memcpy(k->bytes, &a.s6_addr[12], 4);
+    } else {
+        k->len = 16;
+        memcpy(k->bytes, a.s6_addr, 16);
     }
-    return -1;
+    return 0;
 }
 
 struct client_table *client_table_new(size_t capacity)
@@ -271,23 +275,36 @@ void client_table_placed(struct client_table *t, const struct client_key *k,
         client_lru_unlink(s, e);
     } else {
         pthread_mutex_unlock(&s->lock);
-        /* A new client: make room first, holding no lock. */
+        /* A new client: reserve its place in the count first, so that
+         * concurrent newcomers cannot all see room for one, then evict while
+         * the table is over capacity (others may be evicting too), holding
+         * no lock. */
         struct client_entry *spare = NULL;
-        if (__atomic_load_n(&t->count, __ATOMIC_RELAXED) >= t->capacity)
-            spare = client_evict_oldest(t);
+        size_t n = __atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED);
+        while (n > t->capacity) {
+            struct client_entry *old = client_evict_oldest(t);   /* gives one back */
+            if (old == NULL)
+                break;
+            if (spare == NULL)
+                spare = old;
+            else
+                free(old);
+            n = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+        }
         pthread_mutex_lock(&s->lock);
         e = client_find(s, h, k);     /* another worker may have added it */
         if (e != NULL) {
             client_lru_unlink(s, e);
             free(spare);
+            __atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);   /* unreserve */
         } else {
             e = spare ? spare : malloc(sizeof(*e));
             if (e == NULL) {
+                __atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);   /* unreserve */
                 pthread_mutex_unlock(&s->lock);
                 return;                  /* not remembered: no harm beyond that */
             }
             s->count++;
-            __atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED);
             memset(e, 0, sizeof(*e));
             e->stat.key = *k;
             struct client_entry **b = client_bucket(s, h);

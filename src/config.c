@@ -75,8 +75,10 @@ int config_parse_duration(const char *text, double *seconds)
     /* digits, at most one '.', then the unit: strtod alone would also take
      * hex, exponents and "inf" */
     size_t digits = strspn(text, "0123456789.");
-    if (digits == 0 || !isdigit((unsigned char)text[0]) ||
-        memchr(text, '.', digits) != memrchr(text, '.', digits))
+    size_t dots = 0;
+    for (size_t i = 0; i < digits; i++)
+        dots += text[i] == '.';
+    if (digits == 0 || !isdigit((unsigned char)text[0]) || dots > 1)
         return -1;
     char *end;
     errno = 0;

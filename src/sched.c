@@ -101,7 +101,12 @@ size_t sched_client_key(const struct sockaddr *client, const uint8_t **key)
         return 4;
     }
     if (client->sa_family == AF_INET6) {
-        *key = (const uint8_t *)&((const struct sockaddr_in6 *)client)->sin6_addr;
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)client)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {      /* the IPv4 client it is */
+            *key = &a->s6_addr[12];
+            return 4;
+        }
+        *key = a->s6_addr;
         return 16;
     }
     return 0;

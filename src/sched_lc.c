@@ -1,8 +1,8 @@
 /* sched_lc.c — least connections: the available server with the fewest
  * active connections per unit of weight, counted over all workers (the
- * shared `active` counts). Ties go round robin: the scan starts one server
- * further on each pick, and only a strictly better server replaces the
- * first candidate. */
+ * shared `active` counts). Ties go round robin among the tied servers only
+ * (a shared position picks the k-th of them), so that a server out of
+ * service does not hand its turn to its neighbour. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,18 +27,32 @@ static struct server *lc_pick(void *state, struct pool *pool,
                               const struct sched_request *req)
 {
     struct sched_lc *lc = state;
-    uint32_t n = pool->nservers;
-    uint64_t start = (req->peek ? __atomic_load_n(&lc->position, __ATOMIC_RELAXED)
-                                : __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED)) % n;
     struct server *best = NULL;
-    for (uint32_t k = 0; k < n; k++) {
-        struct server *s = &pool->servers[(start + k) % n];
+    uint32_t ties = 0;
+    for (uint32_t i = 0; i < pool->nservers; i++) {
+        struct server *s = &pool->servers[i];
         if (!sched_eligible(req, s))
             continue;
-        if (best == NULL || sched_load_cmp(s, best) < 0)
+        int cmp = best == NULL ? -1 : sched_load_cmp(s, best);
+        if (cmp < 0) {
             best = s;
+            ties = 1;
+        } else if (cmp == 0) {
+            ties++;
+        }
     }
-    return best;
+    if (ties <= 1)
+        return best;
+    /* round robin among the tied servers only, so that a server out of
+     * service does not hand its turn to its neighbour */
+    uint64_t k = (req->peek ? __atomic_load_n(&lc->position, __ATOMIC_RELAXED)
+                            : __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED)) % ties;
+    for (uint32_t i = 0; i < pool->nservers; i++) {
+        struct server *s = &pool->servers[i];
+        if (sched_eligible(req, s) && sched_load_cmp(s, best) == 0 && k-- == 0)
+            return s;
+    }
+    return best;   /* loads moved between the two passes */
 }
 
 static void lc_free(void *state)

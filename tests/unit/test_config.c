@@ -405,7 +405,7 @@ static const struct bad_case bad_cases[] = {
     { "server unknown option", LISTENER_WEB "[pool p]\nserver = a 127.0.0.1:1 weigth=2\n",
       5, "unknown option 'weigth'" },
     { "server option without =", LISTENER_WEB "[pool p]\nserver = a 127.0.0.1:1 heavy\n",
-      5, "option 'heavy' is not key=value" },
+      5, "unknown option 'heavy'" },
     { "stats_http bad address", "[global]\nstats_http = 127.0.0.1\n",
       2, "stats_http: bad address" },
 

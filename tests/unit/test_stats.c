@@ -380,12 +380,16 @@ static void test_show_stat_json_has_listener_fields(void **state)
     counter_add(&web->counters[1].total, 4);
     counter_add(&web->counters[1].rejected, 1);
     counter_add(&web->counters[0].active, 2);
+    counter_add(&web->counters[1].http_502, 5);
+    counter_add(&web->counters[0].http_504, 6);
+    counter_add(&web->counters[1].proxy_errors, 8);
     const char *a = run(f, "show stat json");
     static const char *const want[] = {
         "{\"listeners\":[{\"name\":\"web\",\"bind\":\"127.0.0.1:8080\",",
-        "\"mode\":\"http\",\"pool\":\"php\",\"active\":2,\"total\":7,\"rejected\":1}",
+        "\"mode\":\"http\",\"pool\":\"php\",\"active\":2,\"total\":7,\"rejected\":1,"
+        "\"http_502\":5,\"http_504\":6,\"accept_proxy\":false,\"proxy_errors\":8}",
         "{\"name\":\"api\",\"bind\":\"[::1]:8443\",",
-        "\"mode\":\"tcp\",\"pool\":\"api\",\"active\":0,\"total\":0,\"rejected\":0}",
+        "\"mode\":\"tcp\",\"pool\":\"api\",\"active\":0,\"total\":0,\"rejected\":0,",
     };
     for (size_t i = 0; i < ARRAY_LEN(want); i++)
         if (strstr(a, want[i]) == NULL)
