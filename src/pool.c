@@ -20,11 +20,23 @@ const char *server_state_str(enum server_state s)
     return "?";
 }
 
+static void pool_update_live_weight(struct server *s)
+{
+    struct pool *p = s->pool;
+    uint32_t old = __atomic_load_n(&p->live_weights[s->index], __ATOMIC_RELAXED);
+    uint32_t now = server_available(s) ? server_weight(s) : 0;
+    __atomic_store_n(&p->live_weights[s->index], now, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->live_weight_total,
+                     __atomic_load_n(&p->live_weight_total, __ATOMIC_RELAXED) - old + now,
+                     __ATOMIC_RELAXED);
+}
+
 void pool_set_server_state(struct server *s, enum server_state st)
 {
     if (server_state(s) == st)
         return;
     __atomic_store_n(&s->state, (int)st, __ATOMIC_RELEASE);
+    pool_update_live_weight(s);
     struct pool *p = s->pool;
     if (p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
@@ -35,6 +47,7 @@ int pool_set_server_weight(struct server *s, unsigned weight)
     if (weight > SERVER_WEIGHT_MAX)
         return -1;
     __atomic_store_n(&s->cur_weight, weight, __ATOMIC_RELAXED);
+    pool_update_live_weight(s);
     struct pool *p = s->pool;
     if (p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
@@ -143,6 +156,21 @@ int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
 {
     pthread_mutex_init(&p->queue.lock, NULL);
     p->started = 1;
+    size_t bytes = ((p->nservers * sizeof(int32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
+                   CACHE_LINE;
+    p->actives = aligned_alloc(CACHE_LINE, bytes);
+    if (p->actives == NULL)
+        goto nomem;
+    memset(p->actives, 0, bytes);
+    p->live_weights = aligned_alloc(CACHE_LINE, bytes);
+    if (p->live_weights == NULL)
+        goto nomem;
+    memset(p->live_weights, 0, bytes);
+    p->live_weight_total = 0;
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        p->servers[i].pool = p;
+        pool_update_live_weight(&p->servers[i]);
+    }
     p->clients = client_table_new(p->persist_max);
     if (p->clients == NULL)
         goto nomem;
@@ -169,6 +197,10 @@ void pool_release(struct pool *p)
     p->sched_state = NULL;
     client_table_free(p->clients);
     p->clients = NULL;
+    free(p->actives);
+    free(p->live_weights);
+    p->actives = NULL;
+    p->live_weights = NULL;
     if (p->started)
         pthread_mutex_destroy(&p->queue.lock);
     p->started = 0;

@@ -27,32 +27,41 @@ static struct server *lc_pick(void *state, struct pool *pool,
                               const struct sched_request *req)
 {
     struct sched_lc *lc = state;
-    struct server *best = NULL;
-    uint32_t ties = 0;
+    /* The scans read the pool's compact active and live-weight arrays; the
+     * server structs only when maxconn or a tried set can rule one out. */
+    int check = pool->has_maxconn || req->ntried > 0;
+    int64_t best_active = 0;
+    uint32_t best_weight = 0, ties = 0, best = 0;
     for (uint32_t i = 0; i < pool->nservers; i++) {
-        struct server *s = &pool->servers[i];
-        if (!sched_eligible(req, s))
+        uint32_t w = pool_live_weight(pool, i);
+        if (w == 0 || (check && !sched_eligible(req, &pool->servers[i])))
             continue;
-        int cmp = best == NULL ? -1 : sched_load_cmp(s, best);
-        if (cmp < 0) {
-            best = s;
+        int64_t a = pool_active(pool, i);
+        /* a / w against best_active / best_weight, without dividing */
+        int64_t lhs = a * best_weight, rhs = best_active * w;
+        if (ties == 0 || lhs < rhs) {
+            best = i;
+            best_active = a;
+            best_weight = w;
             ties = 1;
-        } else if (cmp == 0) {
+        } else if (lhs == rhs) {
             ties++;
         }
     }
     if (ties <= 1)
-        return best;
+        return ties ? &pool->servers[best] : NULL;
     /* round robin among the tied servers only, so that a server out of
      * service does not hand its turn to its neighbour */
     uint64_t k = (req->peek ? __atomic_load_n(&lc->position, __ATOMIC_RELAXED)
                             : __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED)) % ties;
-    for (uint32_t i = 0; i < pool->nservers; i++) {
-        struct server *s = &pool->servers[i];
-        if (sched_eligible(req, s) && sched_load_cmp(s, best) == 0 && k-- == 0)
-            return s;
+    for (uint32_t i = best; i < pool->nservers; i++) {
+        uint32_t w = pool_live_weight(pool, i);
+        if (w == 0 || (check && !sched_eligible(req, &pool->servers[i])))
+            continue;
+        if (pool_active(pool, i) * best_weight == best_active * w && k-- == 0)
+            return &pool->servers[i];
     }
-    return best;   /* loads moved between the two passes */
+    return &pool->servers[best];   /* loads moved between the two passes */
 }
 
 static void lc_free(void *state)

@@ -107,24 +107,20 @@ static void *maglev_init(struct pool *pool)
 }
 
 /* The bounded-load cap: after taking this connection a server may hold at
- * most ceil(F/100 x (A+1) x w / W), A and W the available servers' active
- * connections and weights. Counting the new connection in A makes sure some
- * server always fits. */
+ * most ceil(F/100 x (A+1) x w / W), A the pool's active connections and W
+ * the weight of its available servers. Counting the new connection in A
+ * makes sure some server always fits. A counts connections still open on
+ * servers that went down meanwhile: the cap is then a little looser, never
+ * tighter, than the paper's. */
 struct maglev_load {
     uint64_t active_sum, weight_sum;
 };
 
 static void maglev_load_read(struct pool *pool, struct maglev_load *load)
 {
-    load->active_sum = load->weight_sum = 0;
-    for (uint32_t i = 0; i < pool->nservers; i++) {
-        const struct server *o = &pool->servers[i];
-        if (!server_available(o))
-            continue;
-        int64_t a = server_active(o);
-        load->active_sum += a > 0 ? (uint64_t)a : 0;
-        load->weight_sum += server_weight(o);
-    }
+    int64_t a = __atomic_load_n(&pool->active_total, __ATOMIC_RELAXED);
+    load->active_sum = a > 0 ? (uint64_t)a : 0;
+    load->weight_sum = __atomic_load_n(&pool->live_weight_total, __ATOMIC_RELAXED);
 }
 
 static int maglev_under_cap(const struct pool *pool, const struct maglev_load *load,

@@ -63,9 +63,10 @@ static char pick_letter(struct pool *p, const struct sched_request *req)
     return s == NULL ? '-' : s->name[0];
 }
 
-/* Weights 1,2,3 (total 6): a first draw of r % 6 = 0 is a, 1-2 b, 3-5 c. The
- * second draw is over the others (total 6 minus the first's weight). The
- * less loaded per unit weight of the two wins; a tie keeps the first. */
+/* Weights 1,2,3 (total 6): a draw of r % 6 = 0 is a, 1-2 b, 3-5 c. The less
+ * loaded per unit weight of the two draws wins; a tie keeps the first. */
+
+
 static void test_injected_random_values_decide(void **state)
 {
     (void)state;
@@ -74,17 +75,21 @@ static void test_injected_random_values_decide(void **state)
         uint32_t first, second;
         char want;
     } cases[] = {
-        { { 0, 0, 0 }, 0, 0, 'a' },     /* a vs b (of b,c: 0 % 5 -> b): tie */
+        /* Both draws read the same table (r % 6: 0 a, 1-2 b, 3-5 c); a second
+         * draw equal to the first is drawn again from the next value of its
+         * seed (x * 2654435761 + 0x9e3779b9). */
+        { { 0, 0, 0 }, 0, 1, 'a' },     /* a vs b: tie, first kept */
         { { 0, 0, 0 }, 1, 0, 'b' },     /* b vs a: tie, first kept */
-        { { 0, 0, 0 }, 5, 3, 'c' },
-        { { 5, 0, 0 }, 0, 0, 'b' },     /* a loaded: b wins */
-        { { 5, 0, 0 }, 0, 2, 'c' },     /* second draw 2 % 5 -> c */
+        { { 0, 0, 0 }, 5, 0, 'c' },     /* c vs a: tie */
+        { { 0, 0, 0 }, 0, 0, 'a' },     /* second is a again: redrawn, 0x9e3779b9 % 6 = 3 -> c; tie */
+        { { 5, 0, 0 }, 0, 1, 'b' },     /* a loaded: b wins */
+        { { 5, 0, 0 }, 0, 4, 'c' },     /* a loaded: c wins */
         { { 1, 2, 3 }, 3, 0, 'c' },     /* c 3/3 = a 1/1: tie, c kept */
         { { 1, 3, 3 }, 3, 0, 'c' },     /* c 1 vs a 1: tie */
         { { 2, 3, 3 }, 3, 0, 'c' },     /* c 1 < a 2 */
         { { 0, 3, 3 }, 3, 0, 'a' },     /* a 0 < c 1 */
-        { { 0, 3, 3 }, 3, 1, 'c' },     /* second 1 % 3 -> b: b 1.5 > c 1 */
-        { { 9, 0, 9 }, 6 + 4, 7, 'b' }, /* 10 % 6 = 4 -> c; 7 % 3 = 1 -> b */
+        { { 0, 3, 3 }, 3, 1, 'c' },     /* second 1 -> b: b 1.5 > c 1 */
+        { { 9, 0, 9 }, 6 + 4, 7, 'b' }, /* 10 % 6 = 4 -> c; 7 % 6 = 1 -> b */
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         struct config *c = r2_config((unsigned[]){ 1, 2, 3 }, NULL, 3);
