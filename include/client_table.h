@@ -30,7 +30,17 @@ struct client_table;
 /* Room for <capacity> clients (at least one per stripe). NULL on ENOMEM.
  * Owner: the pool. */
 struct client_table *client_table_new(size_t capacity);
+/* Reference counting, so that a reload can hand the same table to the new
+ * config of an unchanged pool; free drops one reference. */
+struct client_table *client_table_ref(struct client_table *t);
 void client_table_free(struct client_table *t);    /* NULL is a no-op */
+
+/* Copies every entry of <from> into <to>, its server index passed through
+ * map[index] (entries whose map is CLIENT_NONE keep their counts but forget
+ * their server). For a reload that changed a pool's servers. Main thread;
+ * <to> is not in use yet. */
+void client_table_copy(struct client_table *from, struct client_table *to,
+                       const uint32_t *map, uint32_t map_len);
 
 /* The key of sa's IP address (IPv4-mapped IPv6 counts as IPv4). */
 void client_key_from_addr(const struct sockaddr *sa, struct client_key *k);
@@ -52,6 +62,13 @@ int client_table_peek(struct client_table *t, const struct client_key *k,
  * evicting the least recently used one at capacity. Any thread. */
 void client_table_placed(struct client_table *t, const struct client_key *k,
                          uint32_t server, double now);
+
+/* Persistence at pick time: remembers <server> for <k> unless another
+ * worker remembered one within <timeout> meanwhile, and returns the server
+ * now remembered, so two first connections racing from one IP agree. No
+ * connection is counted (client_table_placed() does that on connect). */
+uint32_t client_table_claim(struct client_table *t, const struct client_key *k,
+                            uint32_t server, double now, double timeout);
 
 /* A connection counted by client_table_placed() has ended. Harmless if the
  * entry was evicted in between. */

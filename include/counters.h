@@ -46,11 +46,15 @@ struct listener_totals {
     uint64_t total, rejected, active, http_502, http_504, proxy_errors;
 };
 
-/* Allocates nworkers zeroed slots (cache-line aligned). NULL on ENOMEM.
- * Owner: the object that holds the pointer; free with counters_free(). */
+/* Allocates nworkers zeroed slots (cache-line aligned) with one reference.
+ * NULL on ENOMEM. A reload shares the slots of a server or listener that
+ * stays between the old and the new config (counters_ref), so connections
+ * still running on the old config count into the same totals; each holder
+ * drops its reference with counters_free(). */
 struct server_counters *counters_server_new(unsigned nworkers);
 struct listener_counters *counters_listener_new(unsigned nworkers);
-void counters_free(void *slots);
+void *counters_ref(void *slots);
+void counters_free(void *slots);    /* NULL is a no-op */
 
 void counters_server_sum(const struct server_counters *slots, unsigned nworkers,
                          struct server_totals *out);

@@ -20,9 +20,12 @@ enum server_admin {
 };
 
 /* Starts checks for every server of <c>; the first round is spread over
- * each pool's interval. Main thread. NULL with err on ENOMEM. */
+ * each pool's interval. With <previous> (a reload), each server that was in
+ * the previous config (same pool and server name) starts from its previous
+ * health and admin state, published at once. Main thread. NULL with err on
+ * ENOMEM. */
 struct health *health_start(struct ev_loop *loop, struct config *c,
-                            char *err, size_t errlen);
+                            struct health *previous, char *err, size_t errlen);
 /* Stops every check and frees the checker. NULL is a no-op. */
 void health_stop(struct health *h);
 

@@ -36,4 +36,8 @@ int net_connect(const struct net_addr *addr, int *done);
 
 int net_set_nodelay(int fd);
 
+/* 1 if a failed socket()/connect() errno is this host's shortage (no
+ * descriptor, no local port, no memory) rather than the peer's answer. */
+int net_error_is_local(int err);
+
 #endif

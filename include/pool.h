@@ -85,8 +85,9 @@ struct pool {
     uint32_t *live_weights;
     uint64_t live_weight_total;  /* sum of live_weights; main thread writes */
     /* Active connections over all servers of the pool, for bounded loads:
-     * kept with the per-server counts so a pick need not sum them. */
-    int64_t active_total __attribute__((aligned(CACHE_LINE)));
+     * kept with the per-server counts so a pick need not sum them. Lives in
+     * the same reference-counted block as `actives`. */
+    int64_t *active_total;
 
     enum persist_mode persist;
     double persist_timeout;
@@ -127,7 +128,7 @@ static inline void server_active_add(struct server *s, int64_t n)
     /* seq_cst: a freed slot and a newly queued connection must see each
      * other (see pool_queue_push). */
     __atomic_add_fetch(&s->pool->actives[s->index], (int32_t)n, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&s->pool->active_total, n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(s->pool->active_total, n, __ATOMIC_RELAXED);
 }
 /* Below its maxconn (or has none). */
 static inline int server_has_room(const struct server *s)
@@ -173,6 +174,14 @@ int pool_has_room(struct pool *p);
 /* Allocates counters and scheduler state once nworkers is known.
  * Returns 0/-1 with err filled. */
 int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen);
+
+/* Reload: takes over from <old> (the same pool in the running config) what
+ * must outlive the swap. Servers with the same name share their counters;
+ * if the server list is the same (names, in order), active counts and the
+ * client table are shared too, else the client table is copied with its
+ * server indexes remapped by name. Server states are set from <old>'s by
+ * the caller (the health checker). Main thread, before <p> is published. */
+void pool_adopt(struct pool *p, struct pool *old);
 
 /* Frees everything the pool owns (not the struct itself, which lives in the
  * config's array). Harmless on a zeroed pool. */

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PROXY_V1_MAX 108          /* longest v1 line, CRLF included */
+#define PROXY_V1_MAX 107          /* longest v1 line, CRLF included */
 #define PROXY_V2_FIXED 16         /* signature, version/command, family, length */
 #define PROXY_HEADER_MAX 536      /* v2 fixed part plus up to 520 bytes of addresses and TLVs */
 

@@ -49,6 +49,13 @@ struct worker {
     uint64_t rng;                  /* xorshift state for schedulers */
 
     void (*on_exit)(struct worker *w);   /* called in the worker thread */
+
+    /* Reload inbox: a new config and its sockets, taken by the worker. */
+    pthread_mutex_t inbox_lock;
+    struct config *next_config;    /* one reference, handed over */
+    struct listen_sock *next_socks;
+    size_t next_nsocks;
+    unsigned applied;              /* reloads applied (atomic) */
 };
 
 /* Prepares a worker (loop, sockets already opened by the caller). */
@@ -60,6 +67,15 @@ int worker_start(struct worker *w);
  * config's shutdown_timeout. Any thread; repeat calls are harmless. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
+
+/* Hands the worker a new config (taking over one reference) and its new
+ * listening sockets (from listener_open_all with the worker's current ones
+ * as <old>). The worker switches between events: new connections use the
+ * new config, established ones keep theirs. Main thread; call again only
+ * once worker_reload_applied() has counted the previous one. */
+void worker_reload(struct worker *w, struct config *c, struct listen_sock *socks,
+                   size_t nsocks);
+unsigned worker_reload_applied(struct worker *w);
 /* Tells <w> that a queued connection of its may get a slot. Any thread. */
 void worker_wake_queue(struct worker *w);
 void worker_free(struct worker *w);

@@ -34,6 +34,7 @@ struct client_stripe {
 
 struct client_table {
     struct client_stripe stripes[CLIENT_STRIPES];
+    int refs;
     size_t capacity;
     size_t count __attribute__((aligned(CACHE_LINE)));   /* atomic */
 };
@@ -95,6 +96,7 @@ struct client_table *client_table_new(size_t capacity)
     if (t == NULL)
         return NULL;
     memset(t, 0, sizeof(*t));
+    t->refs = 1;
     t->capacity = capacity ? capacity : 1;
     size_t per = (t->capacity + CLIENT_STRIPES - 1) / CLIENT_STRIPES;
     size_t buckets = 1;
@@ -113,9 +115,15 @@ struct client_table *client_table_new(size_t capacity)
     return t;
 }
 
+struct client_table *client_table_ref(struct client_table *t)
+{
+    __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+    return t;
+}
+
 void client_table_free(struct client_table *t)
 {
-    if (t == NULL)
+    if (t == NULL || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
@@ -262,13 +270,16 @@ static struct client_entry *client_evict_oldest(struct client_table *t)
     return NULL;
 }
 
-void client_table_placed(struct client_table *t, const struct client_key *k,
-                         uint32_t server, double now)
+/* Finds or creates the entry of <k> and returns it with its stripe locked
+ * (*stripe set), moved off the LRU list: the caller updates it and calls
+ * client_entry_done(). NULL (nothing locked) when it could not be created. */
+static struct client_entry *client_entry_get(struct client_table *t,
+                                             const struct client_key *k,
+                                             struct client_stripe **stripe)
 {
-    if (k->len == 0)
-        return;
     uint64_t h = client_hash(k);
     struct client_stripe *s = client_stripe_of(t, h);
+    *stripe = s;
     pthread_mutex_lock(&s->lock);
     struct client_entry *e = client_find(s, h, k);
     if (e != NULL) {
@@ -302,22 +313,53 @@ void client_table_placed(struct client_table *t, const struct client_key *k,
             if (e == NULL) {
                 __atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);   /* unreserve */
                 pthread_mutex_unlock(&s->lock);
-                return;                  /* not remembered: no harm beyond that */
+                return NULL;             /* not remembered: no harm beyond that */
             }
             s->count++;
             memset(e, 0, sizeof(*e));
             e->stat.key = *k;
+            e->stat.server = CLIENT_NONE;
             struct client_entry **b = client_bucket(s, h);
             e->chain = *b;
             *b = e;
         }
     }
+    return e;
+}
+
+static void client_entry_done(struct client_stripe *s, struct client_entry *e)
+{
+    client_lru_push(s, e);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void client_table_placed(struct client_table *t, const struct client_key *k,
+                         uint32_t server, double now)
+{
+    struct client_stripe *s;
+    struct client_entry *e = k->len ? client_entry_get(t, k, &s) : NULL;
+    if (e == NULL)
+        return;
     e->stat.server = server;
     e->stat.last_use = now;
     e->stat.total++;
     e->stat.active++;
-    client_lru_push(s, e);
-    pthread_mutex_unlock(&s->lock);
+    client_entry_done(s, e);
+}
+
+uint32_t client_table_claim(struct client_table *t, const struct client_key *k,
+                            uint32_t server, double now, double timeout)
+{
+    struct client_stripe *s;
+    struct client_entry *e = k->len ? client_entry_get(t, k, &s) : NULL;
+    if (e == NULL)
+        return server;
+    if (e->stat.server == CLIENT_NONE || now - e->stat.last_use >= timeout)
+        e->stat.server = server;
+    e->stat.last_use = now;
+    uint32_t chosen = e->stat.server;
+    client_entry_done(s, e);
+    return chosen;
 }
 
 void client_table_ended(struct client_table *t, const struct client_key *k)
@@ -371,6 +413,31 @@ void client_table_clear(struct client_table *t)
         pthread_mutex_lock(&s->lock);
         for (struct client_entry *e = s->newest; e != NULL; e = e->older)
             e->stat.total = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void client_table_copy(struct client_table *from, struct client_table *to,
+                       const uint32_t *map, uint32_t map_len)
+{
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &from->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        /* oldest first, so that the copy keeps the LRU order */
+        for (struct client_entry *e = s->oldest; e != NULL; e = e->newer) {
+            const struct client_stat *st = &e->stat;
+            uint32_t server = st->server < map_len ? map[st->server] : CLIENT_NONE;
+            client_table_placed(to, &st->key, server, st->last_use);
+            uint64_t h = client_hash(&st->key);
+            struct client_stripe *d = client_stripe_of(to, h);
+            pthread_mutex_lock(&d->lock);
+            struct client_entry *c = client_find(d, h, &st->key);
+            if (c != NULL) {      /* placed() counted one connection: set the real ones */
+                c->stat.total = st->total;
+                c->stat.active = st->active;
+            }
+            pthread_mutex_unlock(&d->lock);
+        }
         pthread_mutex_unlock(&s->lock);
     }
 }

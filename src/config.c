@@ -153,7 +153,7 @@ static void config_pool_defaults(struct pool *pool)
     pool->retries = 2;
     pool->health = HEALTH_TCP;
     pool->health_interval = 2;
-    pool->health_timeout = 1;
+    pool->health_timeout = -1;      /* unset: min(1s, health_interval) */
     pool->rise = 2;
     pool->fall = 3;
 }
@@ -743,6 +743,8 @@ static int config_finish(struct config_parse *p)
         if (pool->health_path == NULL && config_set_string(p, "/health",
                                                            &pool->health_path) == 0)
             return -1;
+        if (pool->health_timeout < 0)
+            pool->health_timeout = pool->health_interval < 1 ? pool->health_interval : 1;
         if (pool->health_timeout > pool->health_interval)
             return config_fail(p, "pool '%s': health_timeout must not exceed "
                                "health_interval", pool->name), -1;

@@ -36,13 +36,27 @@ static void counters_hist_clear(struct counters_hist *h)
     counter_zero(&h->sum_us);
 }
 
+/* The slots follow a one-cache-line header holding the reference count. */
+struct counters_header {
+    int refs;
+} __attribute__((aligned(CACHE_LINE)));
+
 static void *counters_alloc(size_t size, unsigned nworkers)
 {
-    size_t total = size * (nworkers ? nworkers : 1);
-    void *p = aligned_alloc(CACHE_LINE, total);
-    if (p != NULL)
-        memset(p, 0, total);
-    return p;
+    size_t total = sizeof(struct counters_header) + size * (nworkers ? nworkers : 1);
+    struct counters_header *h = aligned_alloc(CACHE_LINE, total);
+    if (h == NULL)
+        return NULL;
+    memset(h, 0, total);
+    h->refs = 1;
+    return h + 1;
+}
+
+void *counters_ref(void *slots)
+{
+    struct counters_header *h = (struct counters_header *)slots - 1;
+    __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
+    return slots;
 }
 
 struct server_counters *counters_server_new(unsigned nworkers)
@@ -57,7 +71,11 @@ struct listener_counters *counters_listener_new(unsigned nworkers)
 
 void counters_free(void *slots)
 {
-    free(slots);
+    if (slots == NULL)
+        return;
+    struct counters_header *h = (struct counters_header *)slots - 1;
+    if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(h);
 }
 
 void counters_server_sum(const struct server_counters *slots, unsigned nworkers,

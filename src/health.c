@@ -17,6 +17,7 @@
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "proxy.h"
 #include "util.h"
 
 enum health_phase { PHASE_IDLE, PHASE_CONNECTING, PHASE_SENDING, PHASE_READING };
@@ -32,8 +33,9 @@ struct health_check {
     ev_io io;
     int fd;                   /* owned, -1 when idle */
     ev_tstamp started;
-    char request[320];
+    char request[PROXY_HEADER_MAX + 320];
     size_t request_len, request_off;
+    size_t proxy_len;         /* PROXY header at the start of request */
     char answer[CHECK_HTTP_LINE_MAX];
     size_t answer_len;
     struct server_totals at_up;   /* counters when it last went up (or start) */
@@ -45,11 +47,14 @@ struct health {
     struct config *config;          /* one reference */
     struct health_check *checks;    /* owned: one per server of every pool */
     size_t nchecks;
-    ev_async passive;               /* a worker saw `fall` failed connects */
 };
 
-/* Workers reach the checker only through this, to wake it. */
-static struct health *health_current;
+/* Workers wake the checker through this watcher, which lives as long as
+ * the process: a reload replaces the checker, never the watcher, so a worker
+ * can never signal a freed one. */
+static ev_async health_passive;
+static int health_passive_started;
+static struct health *health_current;   /* main thread only */
 
 static void health_check_begin(struct health_check *c);
 
@@ -119,6 +124,8 @@ static void health_result(struct health_check *c, int ok, const char *what)
     enum check_change ch = check_state_result(&c->st, ok, c->pool->rise, c->pool->fall);
     if (ch == CHECK_SAME)
         return;
+    /* a new state starts a new run of traffic failures */
+    __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
     char reason[200];
     if (ch == CHECK_WENT_UP)
         snprintf(reason, sizeof(reason), "%s, %u/%u", what, c->st.successes,
@@ -175,7 +182,7 @@ static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             health_check_end(c, 0, what);
             return;
         }
-        if (c->pool->health == HEALTH_TCP) {
+        if (c->pool->health == HEALTH_TCP && c->proxy_len == 0) {
             health_check_end(c, 1, "connect ok");
             return;
         }
@@ -192,8 +199,13 @@ static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         c->request_off += (size_t)n;
-        if (c->request_off < c->request_len)
+        size_t want = c->pool->health == HEALTH_TCP ? c->proxy_len : c->request_len;
+        if (c->request_off < want)
             return;
+        if (c->pool->health == HEALTH_TCP) {
+            health_check_end(c, 1, "connect ok");
+            return;
+        }
         c->phase = PHASE_READING;
         health_io_want(c, EV_READ);
         return;
@@ -252,6 +264,16 @@ static void health_check_begin(struct health_check *c)
     c->request_off = 0;
     int done = 0;
     c->fd = net_connect(&c->srv->addr, &done);
+    if (c->fd == -1 && net_error_is_local(errno)) {
+        /* our own shortage (descriptors, ports, memory), not the server's:
+         * no verdict this round */
+        log_msg("health check of %s/%s skipped: %s", c->pool->name, c->srv->name,
+                strerror(errno));
+        c->phase = PHASE_IDLE;
+        ev_timer_set(&c->timer, c->pool->health_interval, 0);
+        ev_timer_start(loop, &c->timer);
+        return;
+    }
     if (c->fd == -1) {
         snprintf(what, sizeof(what), "connect: %s", strerror(errno));
         c->phase = PHASE_CONNECTING;   /* so that end() re-arms as usual */
@@ -276,21 +298,27 @@ void health_passive_result(struct server *srv, int ok)
     if (srv->pool->health == HEALTH_NONE)
         return;   /* nothing would ever bring it back up */
     unsigned n = __atomic_add_fetch(&srv->passive_failures, 1, __ATOMIC_RELAXED);
-    struct health *h = __atomic_load_n(&health_current, __ATOMIC_ACQUIRE);
-    if (n >= srv->pool->fall && h != NULL)
-        ev_async_send(h->loop, &h->passive);
+    if (n >= srv->pool->fall && __atomic_load_n(&health_passive_started, __ATOMIC_ACQUIRE))
+        ev_async_send(ev_default_loop(0), &health_passive);
 }
 
 static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)loop;
+    (void)w;
     (void)revents;
-    struct health *h = container_of(w, struct health, passive);
+    struct health *h = health_current;
+    if (h == NULL)
+        return;
     for (size_t i = 0; i < h->nchecks; i++) {
         struct health_check *c = &h->checks[i];
         unsigned n = __atomic_load_n(&c->srv->passive_failures, __ATOMIC_RELAXED);
-        if (n < c->pool->fall || !c->st.up)
+        if (n < c->pool->fall)
             continue;
+        if (!c->st.up) {      /* down already: this run counts for nothing */
+            __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
+            continue;
+        }
         __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
         c->st.up = 0;
         c->st.fresh = 0;
@@ -320,8 +348,27 @@ void health_set_admin(struct health *h, struct server *srv, enum server_admin ad
 
 /* ---- start / stop ------------------------------------------------------------ */
 
+/* Reload: starts a server from its state in the previous checker. */
+static void health_inherit(struct health_check *c, struct health *previous)
+{
+    for (size_t i = 0; i < previous->nchecks; i++) {
+        struct health_check *o = &previous->checks[i];
+        if (strcmp(o->pool->name, c->pool->name) != 0 ||
+            strcmp(o->srv->name, c->srv->name) != 0)
+            continue;
+        c->st = o->st;
+        c->admin = o->admin;
+        c->at_up = o->at_up;
+        c->left_up = o->left_up;
+        if (c->pool->health == HEALTH_NONE)
+            check_state_init(&c->st);      /* no checks any more: health says up */
+        pool_set_server_state(c->srv, health_effective(c));
+        return;
+    }
+}
+
 struct health *health_start(struct ev_loop *loop, struct config *cfg,
-                            char *err, size_t errlen)
+                            struct health *previous, char *err, size_t errlen)
 {
     struct health *h = calloc(1, sizeof(*h));
     size_t n = 0;
@@ -335,8 +382,12 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
     h->loop = loop;
     h->config = config_ref(cfg);
     h->nchecks = n;
-    ev_async_init(&h->passive, health_passive_cb);
-    ev_async_start(loop, &h->passive);
+    if (!health_passive_started) {
+        /* workers send to ev_default_loop(0): the checker must run there */
+        ev_async_init(&health_passive, health_passive_cb);
+        ev_async_start(loop, &health_passive);
+        __atomic_store_n(&health_passive_started, 1, __ATOMIC_RELEASE);
+    }
 
     size_t k = 0;
     for (size_t p = 0; p < cfg->npools; p++) {
@@ -350,13 +401,20 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
             check_state_init(&c->st);
             ev_init(&c->io, health_io_cb);
             ev_init(&c->timer, health_timer_cb);
-            int len = snprintf(c->request, sizeof(c->request),
+            /* A server that wants the PROXY header gets one with its checks
+             * too (UNKNOWN / LOCAL: the check is the proxy's own). */
+            size_t hdr = proxy_build((enum proxy_version)c->srv->send_proxy, NULL, NULL,
+                                     (uint8_t *)c->request);
+            int len = snprintf(c->request + hdr, sizeof(c->request) - hdr,
                                "GET %s HTTP/1.1\r\nHost: %s\r\n"
                                "User-Agent: tcplb-health/%s\r\n"
                                "Connection: close\r\n\r\n",
                                pool->health_path, c->srv->addr_text, TCPLB_VERSION);
-            c->request_len = len > 0 && (size_t)len < sizeof(c->request)
-                           ? (size_t)len : 0;
+            c->request_len = len > 0 && (size_t)len < sizeof(c->request) - hdr
+                           ? hdr + (size_t)len : 0;
+            c->proxy_len = hdr;
+            if (previous != NULL)
+                health_inherit(c, previous);
             if (pool->health == HEALTH_NONE)
                 continue;
             /* First round spread over the interval: no thundering herd. */
@@ -365,7 +423,7 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
             ev_timer_start(loop, &c->timer);
         }
     }
-    __atomic_store_n(&health_current, h, __ATOMIC_RELEASE);
+    health_current = h;
     return h;
 }
 
@@ -373,7 +431,8 @@ void health_stop(struct health *h)
 {
     if (h == NULL)
         return;
-    __atomic_store_n(&health_current, NULL, __ATOMIC_RELEASE);
+    if (health_current == h)
+        health_current = NULL;
     for (size_t i = 0; i < h->nchecks; i++) {
         struct health_check *c = &h->checks[i];
         ev_io_stop(h->loop, &c->io);
@@ -381,7 +440,6 @@ void health_stop(struct health *h)
         if (c->fd != -1)
             close(c->fd);
     }
-    ev_async_stop(h->loop, &h->passive);
     config_unref(h->config);
     free(h->checks);
     free(h);

@@ -52,8 +52,25 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-struct listen_sock *listener_open_all(struct config *c, size_t *n,
-                                      char *err, size_t errlen)
+static int listener_same_addr(const struct net_addr *a, const struct net_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The fd of <old>'s socket bound to <addr>, or -1. */
+static int listener_find_fd(const struct listen_sock *old, size_t nold,
+                            const struct net_addr *addr)
+{
+    for (size_t i = 0; i < nold; i++) {
+        const struct listener_conf *l = old[i].conf;
+        if (old[i].fd != -1 && listener_same_addr(&l->binds[old[i].bind], addr))
+            return old[i].fd;
+    }
+    return -1;
+}
+
+struct listen_sock *listener_open_all(struct config *c, const struct listen_sock *old,
+                                      size_t nold, size_t *n, char *err, size_t errlen)
 {
     size_t total = 0;
     for (size_t i = 0; i < c->nlisteners; i++)
@@ -68,13 +85,26 @@ struct listen_sock *listener_open_all(struct config *c, size_t *n,
         struct listener_conf *l = &c->listeners[i];
         for (size_t b = 0; b < l->nbinds; b++) {
             char e[256];
-            int fd = net_listen(&l->binds[b], 1, LISTENER_BACKLOG, e, sizeof(e));
+            int fd = listener_find_fd(old, nold, &l->binds[b]);
+            int taken = fd != -1;
+            /* two binds of the new config on one address: only one takes it */
+            for (size_t j = 0; taken && j < k; j++)
+                if (socks[j].fd == fd)
+                    taken = 0, fd = -1;
+            if (fd == -1)
+                fd = net_listen(&l->binds[b], 1, LISTENER_BACKLOG, e, sizeof(e));
             if (fd == -1) {
                 snprintf(err, errlen, "listener %s: %s", l->name, e);
-                listener_close_all(socks, k);
+                /* close only what this call opened, never a taken-over fd */
+                for (size_t j = 0; j < k; j++)
+                    if (!socks[j].taken_over)
+                        close(socks[j].fd);
+                free(socks);
                 return NULL;
             }
             socks[k].fd = fd;
+            socks[k].taken_over = taken;
+            socks[k].bind = b;
             socks[k].conf = l;
             ev_io_init(&socks[k].io, listener_accept_cb, fd, EV_READ);
             k++;
@@ -92,6 +122,19 @@ void listener_close_all(struct listen_sock *socks, size_t n)
         if (socks[i].fd != -1)
             close(socks[i].fd);
     free(socks);
+}
+
+void listener_retire(struct listen_sock *old, size_t nold,
+                     const struct listen_sock *now, size_t nnow)
+{
+    for (size_t i = 0; i < nold; i++) {
+        int kept = 0;
+        for (size_t j = 0; j < nnow && !kept; j++)
+            kept = now[j].fd == old[i].fd;
+        if (!kept && old[i].fd != -1)
+            close(old[i].fd);
+    }
+    free(old);
 }
 
 void listener_start(struct worker *w)

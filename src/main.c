@@ -3,6 +3,7 @@
  * watchers; the data path lives in the workers. */
 #include <errno.h>
 #include <getopt.h>
+#include <string.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct main_state {
     unsigned nworkers;
     unsigned exited;               /* workers whose thread ended (atomic) */
     int stopping;
+    unsigned reloads;              /* reloads handed to the workers */
     ev_async worker_exit;
     ev_signal sigterm, sigint, sighup, sigusr1;
     struct stats_socket *stats;
@@ -81,13 +83,112 @@ static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
         worker_request_stop(&main_state.workers[i]);
 }
 
+/* Settings that only a restart changes: a reload keeps the running ones and
+ * says so. */
+static void main_reload_keep_global(struct config *now, struct config *next)
+{
+    struct global_conf *g = &now->global, *n = &next->global;
+    const char *kept[4];
+    size_t nkept = 0;
+    if ((g->stats_socket == NULL) != (n->stats_socket == NULL) ||
+        (g->stats_socket && strcmp(g->stats_socket, n->stats_socket) != 0))
+        kept[nkept++] = "stats_socket";
+    if ((g->stats_http == NULL) != (n->stats_http == NULL) ||
+        (g->stats_http && strcmp(g->stats_http, n->stats_http) != 0))
+        kept[nkept++] = "stats_http";
+    if (g->log != n->log ||
+        (g->log == LOG_FILE && strcmp(g->log_path, n->log_path) != 0))
+        kept[nkept++] = "log";
+    for (size_t i = 0; i < nkept; i++)
+        log_msg("reload: %s changed; it takes a restart, the running one stays",
+                kept[i]);
+}
+
+/* SIGHUP: load and validate the file completely, then swap. Nothing of the
+ * running state changes unless every step that can fail has succeeded. */
+static void main_reload(struct main_state *m)
+{
+    char err[CONFIG_ERR_LEN];
+    struct config *old = m->config;
+
+    for (unsigned i = 0; i < m->nworkers; i++)
+        if (worker_reload_applied(&m->workers[i]) != m->reloads) {
+            log_msg("reload refused: the previous one is still being applied");
+            return;
+        }
+    struct config *next = config_load(old->path, err, sizeof(err));
+    if (next == NULL) {
+        log_msg("reload refused, the running configuration stays: %s", err);
+        return;
+    }
+    if (next->global.workers != old->global.workers) {
+        log_msg("reload refused: workers %u -> %u takes a restart",
+                old->global.workers, next->global.workers);
+        config_unref(next);
+        return;
+    }
+    main_reload_keep_global(old, next);
+
+    struct listen_sock *socks[CONFIG_WORKERS_MAX];
+    size_t nsocks[CONFIG_WORKERS_MAX];
+    for (unsigned i = 0; i < m->nworkers; i++) {
+        struct worker *w = &m->workers[i];
+        socks[i] = listener_open_all(next, w->socks, w->nsocks, &nsocks[i], err,
+                                     sizeof(err));
+        if (socks[i] == NULL) {
+            log_msg("reload refused, the running configuration stays: %s", err);
+            for (unsigned j = 0; j < i; j++)
+                listener_retire(socks[j], nsocks[j], m->workers[j].socks,
+                                m->workers[j].nsocks);
+            config_unref(next);
+            return;
+        }
+    }
+
+    /* Past this point nothing fails but the health checker's allocation. */
+    for (size_t p = 0; p < next->npools; p++) {
+        struct pool *was = config_find_pool(old, next->pools[p].name);
+        if (was != NULL)
+            pool_adopt(&next->pools[p], was);
+    }
+    for (size_t l = 0; l < next->nlisteners; l++)
+        for (size_t o = 0; o < old->nlisteners; o++)
+            if (strcmp(next->listeners[l].name, old->listeners[o].name) == 0) {
+                counters_free(next->listeners[l].counters);
+                next->listeners[l].counters = counters_ref(old->listeners[o].counters);
+            }
+    struct health *health = health_start(m->loop, next, m->health, err, sizeof(err));
+    if (health == NULL) {
+        log_msg("reload refused, the running configuration stays: %s", err);
+        for (unsigned i = 0; i < m->nworkers; i++)
+            listener_retire(socks[i], nsocks[i], m->workers[i].socks,
+                            m->workers[i].nsocks);
+        config_unref(next);
+        return;
+    }
+    health_stop(m->health);
+    m->health = health;
+    m->stats_ctx.health = health;
+    m->stats_ctx.config = next;
+    m->config = next;
+    m->reloads++;
+    for (unsigned i = 0; i < m->nworkers; i++)
+        worker_reload(&m->workers[i], config_ref(next), socks[i], nsocks[i]);
+    config_unref(old);     /* the main thread's; workers and sessions hold theirs */
+    log_msg("reloaded %s: %zu listeners, %zu pools", next->path, next->nlisteners,
+            next->npools);
+}
+
 static void main_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)w;
     (void)revents;
-    log_msg("SIGHUP: reload is not implemented in this version; "
-            "the running configuration stays in force");
+    if (main_state.stopping) {
+        log_msg("SIGHUP while stopping: no reload");
+        return;
+    }
+    main_reload(&main_state);
 }
 
 static void main_usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -114,7 +215,8 @@ static void main_raise_nofile(unsigned long maxconn)
     if (rl.rlim_cur < want)
         log_msg("open files limited to %llu (hard limit): about %llu connections "
                 "fit, below maxconn %lu", (unsigned long long)rl.rlim_cur,
-                (unsigned long long)(rl.rlim_cur - 256) / 2, maxconn);
+                (unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0),
+                maxconn);
 }
 
 static int main_run(struct config *config)
@@ -129,11 +231,14 @@ static int main_run(struct config *config)
     m->loop = ev_default_loop(EVFLAG_AUTO);
     if (m->loop == NULL) {
         fprintf(stderr, "tcplb: cannot create the main event loop\n");
+        config_unref(config);
         return 1;
     }
     main_raise_nofile(config->global.maxconn);
     if (log_open(&config->global, m->nworkers, err, sizeof(err)) == -1) {
         fprintf(stderr, "tcplb: %s\n", err);
+        ev_loop_destroy(m->loop);
+        config_unref(config);
         return 1;
     }
 
@@ -142,7 +247,8 @@ static int main_run(struct config *config)
         goto fail;
     for (unsigned i = 0; i < m->nworkers; i++) {
         size_t nsocks = 0;
-        struct listen_sock *socks = listener_open_all(config, &nsocks, err, sizeof(err));
+        struct listen_sock *socks = listener_open_all(config, NULL, 0, &nsocks, err,
+                                                      sizeof(err));
         if (socks == NULL) {
             fprintf(stderr, "tcplb: %s\n", err);
             goto fail;
@@ -155,7 +261,7 @@ static int main_run(struct config *config)
         m->workers[i].on_exit = main_worker_exited;
     }
 
-    m->health = health_start(m->loop, config, err, sizeof(err));
+    m->health = health_start(m->loop, config, NULL, err, sizeof(err));
     if (m->health == NULL) {
         fprintf(stderr, "tcplb: %s\n", err);
         goto fail;
@@ -239,6 +345,8 @@ fail:
     m->workers = NULL;
     log_close();
     ev_loop_destroy(m->loop);
+    config_unref(m->config);   /* after reloads, not the one main() loaded */
+    m->config = NULL;
     return rc;
 }
 
@@ -283,7 +391,5 @@ int main(int argc, char **argv)
         config_unref(config);
         return 0;
     }
-    int rc = main_run(config);
-    config_unref(config);
-    return rc;
+    return main_run(config);   /* takes over the reference */
 }

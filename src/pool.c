@@ -7,6 +7,7 @@
 
 #include "client_table.h"
 #include "pool.h"
+#include "util.h"
 #include "scheduler.h"
 
 const char *server_state_str(enum server_state s)
@@ -29,6 +30,42 @@ static void pool_update_live_weight(struct server *s)
     __atomic_store_n(&p->live_weight_total,
                      __atomic_load_n(&p->live_weight_total, __ATOMIC_RELAXED) - old + now,
                      __ATOMIC_RELAXED);
+}
+
+/* The actives block: a header with the reference count and the pool's
+ * total, one cache line each, then the per-server counts. */
+struct pool_actives {
+    int refs;
+    int64_t total __attribute__((aligned(CACHE_LINE)));
+    int32_t counts[] __attribute__((aligned(CACHE_LINE)));
+};
+
+static struct pool_actives *pool_actives_of(int32_t *counts)
+{
+    return container_of(counts, struct pool_actives, counts);
+}
+
+static int pool_actives_new(struct pool *p)
+{
+    size_t bytes = sizeof(struct pool_actives) +
+                   ((p->nservers * sizeof(int32_t)) / CACHE_LINE + 1) * CACHE_LINE;
+    struct pool_actives *a = aligned_alloc(CACHE_LINE, bytes);
+    if (a == NULL)
+        return -1;
+    memset(a, 0, bytes);
+    a->refs = 1;
+    p->actives = a->counts;
+    p->active_total = &a->total;
+    return 0;
+}
+
+static void pool_actives_free(int32_t *counts)
+{
+    if (counts == NULL)
+        return;
+    struct pool_actives *a = pool_actives_of(counts);
+    if (__atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(a);
 }
 
 void pool_set_server_state(struct server *s, enum server_state st)
@@ -156,12 +193,10 @@ int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
 {
     pthread_mutex_init(&p->queue.lock, NULL);
     p->started = 1;
-    size_t bytes = ((p->nservers * sizeof(int32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
+    size_t bytes = ((p->nservers * sizeof(uint32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
                    CACHE_LINE;
-    p->actives = aligned_alloc(CACHE_LINE, bytes);
-    if (p->actives == NULL)
+    if (pool_actives_new(p) == -1)
         goto nomem;
-    memset(p->actives, 0, bytes);
     p->live_weights = aligned_alloc(CACHE_LINE, bytes);
     if (p->live_weights == NULL)
         goto nomem;
@@ -190,6 +225,34 @@ nomem:
     return -1;
 }
 
+void pool_adopt(struct pool *p, struct pool *old)
+{
+    int same = p->nservers == old->nservers;
+    uint32_t *map = calloc(old->nservers ? old->nservers : 1, sizeof(*map));
+    for (uint32_t i = 0; i < old->nservers; i++) {
+        struct server *mine = pool_find_server(p, old->servers[i].name);
+        if (map != NULL)
+            map[i] = mine ? mine->index : CLIENT_NONE;
+        if (mine == NULL || mine->index != i)
+            same = 0;
+        if (mine != NULL) {
+            counters_free(mine->counters);
+            mine->counters = counters_ref(old->servers[i].counters);
+        }
+    }
+    if (same) {
+        pool_actives_free(p->actives);
+        p->actives = old->actives;
+        p->active_total = old->active_total;
+        __atomic_add_fetch(&pool_actives_of(old->actives)->refs, 1, __ATOMIC_RELAXED);
+        client_table_free(p->clients);
+        p->clients = client_table_ref(old->clients);
+    } else if (map != NULL) {
+        client_table_copy(old->clients, p->clients, map, old->nservers);
+    }
+    free(map);
+}
+
 void pool_release(struct pool *p)
 {
     if (p->sched_state != NULL && p->sched != NULL)
@@ -197,9 +260,10 @@ void pool_release(struct pool *p)
     p->sched_state = NULL;
     client_table_free(p->clients);
     p->clients = NULL;
-    free(p->actives);
+    pool_actives_free(p->actives);
     free(p->live_weights);
     p->actives = NULL;
+    p->active_total = NULL;
     p->live_weights = NULL;
     if (p->started)
         pthread_mutex_destroy(&p->queue.lock);

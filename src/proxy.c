@@ -110,9 +110,21 @@ static enum proxy_parse_result proxy_parse_v1(const uint8_t *buf, size_t len,
                                               struct sockaddr_storage *src,
                                               struct sockaddr_storage *dst, int *has_addr)
 {
-    const uint8_t *cr = memchr(buf, '\r', len < PROXY_V1_MAX ? len : PROXY_V1_MAX);
+    /* The CR must come within the first PROXY_V1_MAX - 1 bytes, and only
+     * printable bytes may come before it: anything else can never become a
+     * header, so it is BAD at once rather than after a timeout. */
+    size_t scan = len < PROXY_V1_MAX - 1 ? len : PROXY_V1_MAX - 1;
+    const uint8_t *cr = NULL;
+    for (size_t i = 0; i < scan; i++) {
+        if (buf[i] == '\r') {
+            cr = buf + i;
+            break;
+        }
+        if (buf[i] < 0x20 || buf[i] > 0x7e)
+            return PROXY_PARSE_BAD;
+    }
     if (cr == NULL)
-        return len >= PROXY_V1_MAX ? PROXY_PARSE_BAD : PROXY_PARSE_MORE;
+        return len >= PROXY_V1_MAX - 1 ? PROXY_PARSE_BAD : PROXY_PARSE_MORE;
     size_t line = (size_t)(cr - buf);
     if (line + 1 >= len)
         return PROXY_PARSE_MORE;

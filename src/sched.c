@@ -143,6 +143,18 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
     struct server *s = pool->sched->pick(pool->sched_state, pool, &local);
     if (req->spilled != NULL)
         *req->spilled = spilled;
+    if (s != NULL && !req->peek && pool->persist == PERSIST_SOURCE && req->key != NULL &&
+        pool->clients != NULL) {
+        /* Claim the client for s unless a racing first connection of the
+         * same IP claimed another server a moment ago: then join it. */
+        uint32_t chosen = client_table_claim(pool->clients, req->key, s->index, req->now,
+                                             pool->persist_timeout);
+        if (chosen != s->index && chosen < pool->nservers &&
+            sched_sticky_ok(req, &pool->servers[chosen])) {
+            *why = SCHED_WHY_PERSIST;
+            return &pool->servers[chosen];
+        }
+    }
     if (s != NULL) {
         if (pool->sched == &sched_source)
             *why = spilled ? SCHED_WHY_SPILL : SCHED_WHY_HASH;

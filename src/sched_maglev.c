@@ -118,7 +118,7 @@ struct maglev_load {
 
 static void maglev_load_read(struct pool *pool, struct maglev_load *load)
 {
-    int64_t a = __atomic_load_n(&pool->active_total, __ATOMIC_RELAXED);
+    int64_t a = __atomic_load_n(pool->active_total, __ATOMIC_RELAXED);
     load->active_sum = a > 0 ? (uint64_t)a : 0;
     load->weight_sum = __atomic_load_n(&pool->live_weight_total, __ATOMIC_RELAXED);
 }

@@ -527,8 +527,15 @@ static int session_connect(struct session *s)
         int done = 0;
         s->connect_started = ev_time();
         int fd = net_connect(&srv->addr, &done);
+        if (fd == -1 && net_error_is_local(errno)) {
+            /* our shortage, not the server's: no blame, no retry elsewhere
+             * (it would fail the same way) */
+            session_drop_server(s);
+            session_reject(s, TERM_CONNECT_FAIL);
+            return 0;
+        }
         if (fd == -1) {
-            /* refused at once (or no fd left): count it and try another */
+            /* refused at once: count it and try another */
             session_count_failure(s, srv);
             session_drop_server(s);
             if (s->ntried > s->pool->retries) {

@@ -29,6 +29,7 @@ struct stats_client {
     char line[STATS_LINE_MAX];
     size_t line_len;
     int overlong;                   /* skipping the rest of a too long line */
+    int garbage;                    /* the line holds a control byte */
     int read_closed;
     struct buf out;                 /* owned */
     struct stats_socket *owner;
@@ -76,13 +77,17 @@ static void stats_client_input(struct stats_client *c, const char *data, size_t 
             if (c->overlong) {
                 buf_printf(&c->out, "error: line longer than %d bytes refused\n\n",
                            STATS_LINE_MAX - 1);
-                c->overlong = 0;
-                c->line_len = 0;
+            } else if (c->garbage) {
+                buf_printf(&c->out, "error: control characters in a command\n\n");
             } else {
                 stats_client_command(c);
             }
+            c->overlong = c->garbage = 0;
+            c->line_len = 0;
             continue;
         }
+        if ((unsigned char)ch < 0x20 && ch != '\t' && ch != '\r')
+            c->garbage = 1;
         if (c->overlong)
             continue;
         if (c->line_len == STATS_LINE_MAX - 1) {
@@ -125,10 +130,8 @@ static void stats_client_cb(struct ev_loop *loop, ev_io *w, int revents)
             stats_client_input(c, data, (size_t)n);
         } else if (n == 0) {
             c->read_closed = 1;
-            if (c->overlong)
+            if (c->overlong || c->garbage || c->line_len > 0)
                 stats_client_input(c, "\n", 1);
-            else if (c->line_len > 0)
-                stats_client_command(c);
         } else if (errno != EAGAIN && errno != EINTR) {
             stats_client_free(c);
             return;

@@ -123,10 +123,59 @@ void worker_wake_queue(struct worker *w)
     ev_async_send(w->loop, &w->queue_wake);
 }
 
+void worker_reload(struct worker *w, struct config *c, struct listen_sock *socks,
+                   size_t nsocks)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    w->next_config = c;
+    w->next_socks = socks;
+    w->next_nsocks = nsocks;
+    pthread_mutex_unlock(&w->inbox_lock);
+    ev_async_send(w->loop, &w->wakeup);
+}
+
+unsigned worker_reload_applied(struct worker *w)
+{
+    return __atomic_load_n(&w->applied, __ATOMIC_ACQUIRE);
+}
+
+/* Switches to the config waiting in the inbox, if any. */
+static void worker_apply_reload(struct worker *w)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    struct config *c = w->next_config;
+    struct listen_sock *socks = w->next_socks;
+    size_t nsocks = w->next_nsocks;
+    w->next_config = NULL;
+    w->next_socks = NULL;
+    w->next_nsocks = 0;
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (c == NULL)
+        return;
+
+    listener_stop(w);
+    listener_retire(w->socks, w->nsocks, socks, nsocks);
+    w->socks = socks;
+    w->nsocks = nsocks;
+    for (size_t i = 0; i < nsocks; i++)
+        socks[i].worker = w;
+    config_unref(w->config);
+    w->config = c;
+    if (w->stopping) {
+        listener_close_all(w->socks, w->nsocks);
+        w->socks = NULL;
+        w->nsocks = 0;
+    } else if (!w->accept_paused) {
+        listener_start(w);
+    }
+    __atomic_add_fetch(&w->applied, 1, __ATOMIC_RELEASE);
+}
+
 static void worker_wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
     struct worker *w = container_of(a, struct worker, wakeup);
+    worker_apply_reload(w);
     if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->stopping)
         return;
     w->stopping = 1;
@@ -154,6 +203,7 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
     if (w->loop == NULL)
         return -1;
     w->config = config_ref(config);
+    pthread_mutex_init(&w->inbox_lock, NULL);
     w->socks = socks;
     w->nsocks = nsocks;
     for (size_t i = 0; i < nsocks; i++)
@@ -203,8 +253,15 @@ void worker_join(struct worker *w)
 
 void worker_free(struct worker *w)
 {
+    if (w->next_config != NULL) {        /* a reload it never took */
+        listener_retire(w->next_socks, w->next_nsocks, w->socks, w->nsocks);
+        config_unref(w->next_config);
+        w->next_config = NULL;
+    }
     listener_close_all(w->socks, w->nsocks);
     w->socks = NULL;
+    if (w->loop != NULL)
+        pthread_mutex_destroy(&w->inbox_lock);
     while (w->free_bufs != NULL) {
         struct worker_buf *b = w->free_bufs;
         w->free_bufs = b->next;
