@@ -20,7 +20,7 @@ LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-TOOLS    := $(BUILD)/tcplb-backend
+TOOLS    := $(BUILD)/tcplb-backend $(BUILD)/skewload
 
 .PHONY: all deps test-deps run test unit integration asan-test clean
 all: $(BUILD)/tcplb $(TOOLS)
@@ -52,6 +52,24 @@ $(BUILD)/tcplb: $(LIB_OBJS) $(MAIN_OBJ)
 
 $(BUILD)/tcplb-backend: tools/backend/backend.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBEV) -lm
+
+# skewload (tools/skewload) builds from its own objects; its unit tests,
+# tests/unit/test_skewload*.c, link those without main.o (a shorter stem, so
+# this rule wins over the one below). -Itools/skewload goes first so its
+# headers are found before include/.
+SKEW_OBJS := $(patsubst tools/skewload/%.c,$(BUILD)/obj/skewload/%.o,\
+             $(filter-out tools/skewload/main.c,$(wildcard tools/skewload/*.c)))
+
+$(BUILD)/obj/skewload/%.o: tools/skewload/%.c $(wildcard tools/skewload/*.h)
+	@mkdir -p $(@D)
+	$(CC) -Itools/skewload $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/skewload: $(SKEW_OBJS) $(BUILD)/obj/skewload/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBEV) -lm
+
+$(BUILD)/tests/test_skewload%: tests/unit/test_skewload%.c $(SKEW_OBJS) | $(BUILD)/tests
+	$(CC) -Itools/skewload $(CFLAGS) $(LDFLAGS) -o $@ $< $(SKEW_OBJS) $(LIBEV) -lm \
+	    $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) \
