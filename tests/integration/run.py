@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""run.py -- runs the integration suite against DIR/tcplb.
+"""run.py -- runs the integration suite (or another python suite) against DIR/tcplb.
 
-    python3 tests/integration/run.py --build build [-k PATTERN] [-q]
+    python3 tests/integration/run.py --build build [--dir tests/chaos] [-k PATTERN] [-q]
 
-Discovers tests/integration/test_*.py, runs them with unittest, prints the
-tcplb output tail under each failure, and ends with the line
-`integration: N passed, N failed[, N skipped]`. Exit 0 only if none failed."""
+Discovers SUITE/test_*.py (SUITE is --dir, by default tests/integration),
+runs them with unittest, prints the tcplb output tail under each failure, and
+ends with the line `NAME: N passed, N failed[, N skipped]` where NAME is the
+suite directory's basename (`integration`, `chaos`). tests/integration is
+always on sys.path, so every suite can `import harness`. Exit 0 only if none
+failed."""
 
 import argparse
 import os
@@ -47,6 +50,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--build', default='build',
                     help='directory holding tcplb (default: build)')
+    ap.add_argument('--dir', default=HERE,
+                    help='suite directory holding test_*.py '
+                         '(default: tests/integration)')
     ap.add_argument('-k', dest='patterns', action='append', default=[],
                     help='only tests whose module.Class.method matches '
                          '(substring or fnmatch pattern; repeatable)')
@@ -54,18 +60,26 @@ def main():
                     help='one character per test instead of one line')
     args = ap.parse_args()
 
+    suite_dir = os.path.abspath(args.dir)
+    label = os.path.basename(suite_dir.rstrip(os.sep)) or 'tests'
+    if not os.path.isdir(suite_dir):
+        print('%s: no such directory: %s' % (label, suite_dir), flush=True)
+        print('%s: 0 passed, 1 failed' % label, flush=True)
+        return 1
     binary = os.path.abspath(os.path.join(args.build, 'tcplb'))
     os.environ['TCPLB_BIN'] = binary
     if not os.access(binary, os.X_OK):
-        print('integration: warning: %s not found or not executable; '
-              'tests that need it will fail' % binary, flush=True)
+        print('%s: warning: %s not found or not executable; '
+              'tests that need it will fail' % (label, binary), flush=True)
     sys.path.insert(0, HERE)
+    if suite_dir != HERE:
+        sys.path.insert(0, suite_dir)
 
     loader = unittest.TestLoader()
     if args.patterns:
         loader.testNamePatterns = [p if '*' in p else '*%s*' % p
                                    for p in args.patterns]
-    suite = loader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
+    suite = loader.discover(suite_dir, pattern='test_*.py', top_level_dir=suite_dir)
 
     runner = unittest.TextTestRunner(stream=sys.stdout, resultclass=Result,
                                      verbosity=1 if args.quiet else 2)
@@ -82,7 +96,7 @@ def main():
     skipped = len(result.skipped)
     passed = max(0, result.testsRun - failed - skipped -
                  len(result.expectedFailures))
-    line = 'integration: %d passed, %d failed' % (passed, failed)
+    line = '%s: %d passed, %d failed' % (label, passed, failed)
     if skipped:
         line += ', %d skipped' % skipped
     sys.stdout.flush()

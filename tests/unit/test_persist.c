@@ -98,9 +98,10 @@ static void test_first_connection_is_scheduled(void **state)
     config_unref(c);
 }
 
-/* Not remembered until the session reports the connect (placed): a pick
- * alone leaves nothing, so the next pick is round robin's next server. */
-static void test_remembered_only_after_placed(void **state)
+/* The first pick claims the client for its server at once, so a second
+ * first connection racing from the same IP (another worker) joins it; only
+ * the connect (placed) counts a connection. */
+static void test_first_pick_claims_the_client(void **state)
 {
     (void)state;
     struct config *c = rr_persist();
@@ -108,16 +109,22 @@ static void test_remembered_only_after_placed(void **state)
     struct client cl = client_n(1);
     enum sched_why why;
     struct server *s1 = pick(p, &cl, 100, &why);
-    struct server *s2 = pick(p, &cl, 100, &why);
     assert_int_equal(why, SCHED_WHY_SCHEDULE);
-    assert_ptr_not_equal(s1, s2);
-    assert_int_equal(client_table_size(p->clients), 0);
+    struct server *s2 = pick(p, &cl, 100, &why);
+    assert_ptr_equal(s2, s1);
+    assert_int_equal(why, SCHED_WHY_PERSIST);
+    assert_int_equal(client_table_size(p->clients), 1);
+    struct client_stat top[1];
+    assert_int_equal(client_table_top(p->clients, top, 1), 1);
+    assert_int_equal(top[0].total, 0);
 
-    client_table_placed(p->clients, &cl.key, s2->index, 100);
+    client_table_placed(p->clients, &cl.key, s1->index, 100);
     for (int i = 0; i < 6; i++) {
-        assert_ptr_equal(pick(p, &cl, 101, &why), s2);
+        assert_ptr_equal(pick(p, &cl, 101, &why), s1);
         assert_int_equal(why, SCHED_WHY_PERSIST);
     }
+    assert_int_equal(client_table_top(p->clients, top, 1), 1);
+    assert_int_equal(top[0].total, 1);
     config_unref(c);
 }
 
@@ -432,7 +439,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_connection_is_scheduled),
-        cmocka_unit_test(test_remembered_only_after_placed),
+        cmocka_unit_test(test_first_pick_claims_the_client),
         cmocka_unit_test(test_sticky_across_round_robin_positions),
         cmocka_unit_test(test_expires_after_timeout_unused),
         cmocka_unit_test(test_after_expiry_a_fresh_schedule_can_move_it),
