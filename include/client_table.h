@@ -59,9 +59,15 @@ int client_table_peek(struct client_table *t, const struct client_key *k,
 
 /* A connection from <k> was handed to <server>: remembers the server, counts
  * the connection (total and active), refreshes last use; creates the entry,
- * evicting the least recently used one at capacity. Any thread. */
+ * evicting the least recently used one at capacity. <already_active>: the
+ * connection was counted open by client_table_admit(). Any thread. */
 void client_table_placed(struct client_table *t, const struct client_key *k,
-                         uint32_t server, double now);
+                         uint32_t server, double now, int already_active);
+
+/* client_maxconn: counts one more open connection for <k> unless it has
+ * <limit> already. 1 = admitted (its client_table_ended() is due). */
+int client_table_admit(struct client_table *t, const struct client_key *k,
+                       unsigned limit);
 
 /* Persistence at pick time: remembers <server> for <k> unless another
  * worker remembered one within <timeout> meanwhile, and returns the server

@@ -28,6 +28,8 @@ struct global_conf {
     enum log_target log;
     char *log_path;             /* owned, for LOG_FILE */
     double shutdown_timeout;
+    char *user;                 /* owned, NULL: keep the starting user */
+    char *group;                /* owned, NULL: the user's primary group */
 };
 
 struct listener_conf {
@@ -41,6 +43,8 @@ struct listener_conf {
     struct pool *pool;          /* resolved, points into config->pools */
     enum listener_mode mode;
     int accept_proxy;           /* expects a PROXY v1/v2 header first */
+    unsigned long maxconn;      /* 0 = only the global maxconn */
+    int64_t *active_all;        /* owned: open connections, all workers (atomic) */
     struct listener_counters *counters;  /* owned: [workers] */
 };
 

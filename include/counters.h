@@ -54,6 +54,9 @@ struct listener_totals {
 struct server_counters *counters_server_new(unsigned nworkers);
 struct listener_counters *counters_listener_new(unsigned nworkers);
 void *counters_ref(void *slots);
+/* <bytes> of zeroed, cache-line-aligned, reference-counted memory, for a
+ * shared atomic (a listener's open connections over all workers). */
+void *counters_block_new(size_t bytes);
 void counters_free(void *slots);    /* NULL is a no-op */
 
 void counters_server_sum(const struct server_counters *slots, unsigned nworkers,

@@ -13,6 +13,7 @@ struct worker;
 
 struct listen_sock {
     ev_io io;                       /* read watcher on fd */
+    ev_timer resume;                /* listener maxconn reached: retry later */
     int fd;                         /* owned */
     int taken_over;                 /* fd came from the previous config's socket */
     size_t bind;                    /* index in conf->binds */
@@ -33,6 +34,10 @@ void listener_close_all(struct listen_sock *socks, size_t n);
  * over and frees <old>. */
 void listener_retire(struct listen_sock *old, size_t nold,
                      const struct listen_sock *now, size_t nnow);
+
+/* A connection counted against its listener's maxconn has closed. Any
+ * worker. */
+void listener_release(struct listener_conf *l);
 
 /* Start/stop accepting on the worker's loop. Worker thread. */
 void listener_start(struct worker *w);

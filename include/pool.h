@@ -97,6 +97,7 @@ struct pool {
     int started;                /* pool_start() ran: queue lock exists */
     struct pool_queue queue;
     unsigned balance_factor;
+    unsigned client_maxconn;    /* per client IP open connections, 0 = no cap */
     double connect_timeout, server_timeout, idle_timeout, queue_timeout;
     unsigned retries;
     enum health_mode health;

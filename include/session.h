@@ -20,6 +20,7 @@ enum session_term {
     TERM_IDLE_TIMEOUT,
     TERM_SHUTDOWN,
     TERM_BAD_PROXY,      /* accept_proxy: no valid PROXY header in time */
+    TERM_CLIENT_LIMIT,   /* the client IP has client_maxconn open already */
 };
 const char *session_term_str(enum session_term t);
 

@@ -334,7 +334,7 @@ static void client_entry_done(struct client_stripe *s, struct client_entry *e)
 }
 
 void client_table_placed(struct client_table *t, const struct client_key *k,
-                         uint32_t server, double now)
+                         uint32_t server, double now, int already_active)
 {
     struct client_stripe *s;
     struct client_entry *e = k->len ? client_entry_get(t, k, &s) : NULL;
@@ -343,8 +343,23 @@ void client_table_placed(struct client_table *t, const struct client_key *k,
     e->stat.server = server;
     e->stat.last_use = now;
     e->stat.total++;
-    e->stat.active++;
+    if (!already_active)
+        e->stat.active++;
     client_entry_done(s, e);
+}
+
+int client_table_admit(struct client_table *t, const struct client_key *k,
+                       unsigned limit)
+{
+    struct client_stripe *s;
+    struct client_entry *e = k->len ? client_entry_get(t, k, &s) : NULL;
+    if (e == NULL)
+        return 1;     /* cannot count it: do not refuse for our own shortage */
+    int ok = e->stat.active < (int64_t)limit;
+    if (ok)
+        e->stat.active++;
+    client_entry_done(s, e);
+    return ok;
 }
 
 uint32_t client_table_claim(struct client_table *t, const struct client_key *k,
@@ -427,7 +442,7 @@ void client_table_copy(struct client_table *from, struct client_table *to,
         for (struct client_entry *e = s->oldest; e != NULL; e = e->newer) {
             const struct client_stat *st = &e->stat;
             uint32_t server = st->server < map_len ? map[st->server] : CLIENT_NONE;
-            client_table_placed(to, &st->key, server, st->last_use);
+            client_table_placed(to, &st->key, server, st->last_use, 0);
             uint64_t h = client_hash(&st->key);
             struct client_stripe *d = client_stripe_of(to, h);
             pthread_mutex_lock(&d->lock);

@@ -301,6 +301,7 @@ static int config_set_string(struct config_parse *p, const char *value, char **o
 
 static const char *const config_global_keys[] = {
     "workers", "maxconn", "stats_socket", "stats_http", "log", "shutdown_timeout",
+    "user", "group",
 };
 
 static int config_global_key(struct config_parse *p, const char *key, const char *value)
@@ -352,13 +353,18 @@ static int config_global_key(struct config_parse *p, const char *key, const char
     }
     if (strcmp(key, "shutdown_timeout") == 0)
         return config_set_duration(p, key, value, &g->shutdown_timeout);
+    if (strcmp(key, "user") == 0 || strcmp(key, "group") == 0) {
+        if (!config_valid_name(value))
+            return config_fail(p, "%s: '%s' is not a valid name", key, value);
+        return config_set_string(p, value, key[0] == 'u' ? &g->user : &g->group);
+    }
     return -1;
 }
 
 /* ---- [listener NAME] ----------------------------------------------------- */
 
 static const char *const config_listener_keys[] = { "bind", "pool", "mode",
-                                                    "accept_proxy" };
+                                                    "accept_proxy", "maxconn" };
 
 static int config_listener_key(struct config_parse *p, const char *key,
                                const char *value)
@@ -390,6 +396,13 @@ static int config_listener_key(struct config_parse *p, const char *key,
         l->pool_line = p->line;
         return config_set_string(p, value, &l->pool_name);
     }
+    if (strcmp(key, "maxconn") == 0) {
+        unsigned v = 0;
+        if (config_set_uint(p, key, value, 1, 10000000, &v) == 0)
+            return 0;
+        l->maxconn = v;
+        return 1;
+    }
     if (strcmp(key, "accept_proxy") == 0) {
         if (strcmp(value, "yes") == 0)
             l->accept_proxy = 1;
@@ -415,7 +428,7 @@ static int config_listener_key(struct config_parse *p, const char *key,
 
 static const char *const config_pool_keys[] = {
     "scheduler", "server", "persist", "persist_timeout", "persist_max",
-    "balance_factor",
+    "balance_factor", "client_maxconn",
     "connect_timeout", "server_timeout", "idle_timeout", "retries",
     "queue_timeout", "health", "health_path", "health_interval",
     "health_timeout", "rise", "fall",
@@ -550,6 +563,8 @@ static int config_pool_key(struct config_parse *p, const char *key, const char *
                                "spaces, got '%s'", value);
         return config_set_string(p, value, &pool->health_path);
     }
+    if (strcmp(key, "client_maxconn") == 0)
+        return config_set_uint(p, key, value, 0, 1000000, &pool->client_maxconn);
     if (strcmp(key, "persist_max") == 0)
         return config_set_uint(p, key, value, 1, 10000000, &pool->persist_max);
     if (strcmp(key, "retries") == 0)
@@ -734,7 +749,8 @@ static int config_finish(struct config_parse *p)
                                l->name, l->pool_name), -1;
         }
         l->counters = counters_listener_new(c->global.workers);
-        if (l->counters == NULL)
+        l->active_all = counters_block_new(sizeof(int64_t));
+        if (l->counters == NULL || l->active_all == NULL)
             return config_fail(p, "out of memory"), -1;
     }
     for (size_t i = 0; i < c->npools; i++) {
@@ -827,6 +843,7 @@ void config_unref(struct config *c)
         free(l->binds);
         free(l->pool_name);
         counters_free(l->counters);
+        counters_free(l->active_all);
     }
     free(c->listeners);
     for (size_t i = 0; i < c->npools; i++)
@@ -835,6 +852,8 @@ void config_unref(struct config *c)
     free(c->global.stats_socket);
     free(c->global.stats_http);
     free(c->global.log_path);
+    free(c->global.user);
+    free(c->global.group);
     free(c->path);
     free(c);
 }

@@ -52,6 +52,11 @@ static void *counters_alloc(size_t size, unsigned nworkers)
     return h + 1;
 }
 
+void *counters_block_new(size_t bytes)
+{
+    return counters_alloc(bytes, 1);
+}
+
 void *counters_ref(void *slots)
 {
     struct counters_header *h = (struct counters_header *)slots - 1;

@@ -19,6 +19,37 @@
  * worker's established sessions run in between. */
 #define LISTENER_ACCEPT_BATCH 64
 
+static void listener_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct listen_sock *ls = container_of(t, struct listen_sock, resume);
+    if (!ls->worker->stopping && !ls->worker->accept_paused)
+        ev_io_start(loop, &ls->io);
+}
+
+/* Counts one more connection on the listener, unless it is at its own
+ * maxconn: then this socket alone pauses, the others keep accepting. */
+static int listener_admit(struct listen_sock *ls)
+{
+    struct listener_conf *l = ls->conf;
+    if (l->maxconn == 0)
+        return 1;
+    int64_t n = __atomic_add_fetch(l->active_all, 1, __ATOMIC_RELAXED);
+    if (n <= (int64_t)l->maxconn)
+        return 1;
+    __atomic_sub_fetch(l->active_all, 1, __ATOMIC_RELAXED);
+    ev_io_stop(ls->worker->loop, &ls->io);
+    ev_timer_set(&ls->resume, 0.02, 0);
+    ev_timer_start(ls->worker->loop, &ls->resume);
+    return 0;
+}
+
+void listener_release(struct listener_conf *l)
+{
+    if (l->maxconn != 0)
+        __atomic_sub_fetch(l->active_all, 1, __ATOMIC_RELAXED);
+}
+
 static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -32,6 +63,10 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             worker_pause_accept(w, 0.02);
             return;
         }
+        if (!listener_admit(ls)) {
+            worker_conn_release();
+            return;
+        }
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(ls->fd, (struct sockaddr *)&ss, &len,
@@ -39,6 +74,7 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (fd == -1) {
             int err = errno;
             worker_conn_release();
+            listener_release(ls->conf);
             if (err == EINTR || err == ECONNABORTED)
                 continue;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
@@ -107,6 +143,7 @@ struct listen_sock *listener_open_all(struct config *c, const struct listen_sock
             socks[k].bind = b;
             socks[k].conf = l;
             ev_io_init(&socks[k].io, listener_accept_cb, fd, EV_READ);
+            ev_init(&socks[k].resume, listener_resume_cb);
             k++;
         }
     }
@@ -145,6 +182,8 @@ void listener_start(struct worker *w)
 
 void listener_stop(struct worker *w)
 {
-    for (size_t i = 0; i < w->nsocks; i++)
+    for (size_t i = 0; i < w->nsocks; i++) {
         ev_io_stop(w->loop, &w->socks[i].io);
+        ev_timer_stop(w->loop, &w->socks[i].resume);
+    }
 }

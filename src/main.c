@@ -3,7 +3,11 @@
  * watchers; the data path lives in the workers. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +160,8 @@ static void main_reload(struct main_state *m)
             if (strcmp(next->listeners[l].name, old->listeners[o].name) == 0) {
                 counters_free(next->listeners[l].counters);
                 next->listeners[l].counters = counters_ref(old->listeners[o].counters);
+                counters_free(next->listeners[l].active_all);
+                next->listeners[l].active_all = counters_ref(old->listeners[o].active_all);
             }
     struct health *health = health_start(m->loop, next, m->health, err, sizeof(err));
     if (health == NULL) {
@@ -219,6 +225,66 @@ static void main_raise_nofile(unsigned long maxconn)
                 maxconn);
 }
 
+/* Root with a stats socket in a directory others may write to (without
+ * the sticky bit) would let anyone swap the socket for their own: refuse. */
+static int main_check_socket_dir(const char *path, char *err, size_t errlen)
+{
+    if (path == NULL || geteuid() != 0)
+        return 0;
+    char copy[256];
+    snprintf(copy, sizeof(copy), "%s", path);
+    const char *dir = dirname(copy);
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+        snprintf(err, errlen, "refusing to run as root with the stats socket in %s, "
+                 "which others may write to", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* user/group: everything privileged (binding, the stats socket, the log) is
+ * open; give up root before any worker starts. */
+static int main_drop_privileges(const struct global_conf *g, char *err, size_t errlen)
+{
+    if (g->user == NULL && g->group == NULL)
+        return 0;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (g->user != NULL) {
+        struct passwd *pw = getpwnam(g->user);
+        if (pw == NULL) {
+            snprintf(err, errlen, "user %s: no such user", g->user);
+            return -1;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    if (g->group != NULL) {
+        struct group *gr = getgrnam(g->group);
+        if (gr == NULL) {
+            snprintf(err, errlen, "group %s: no such group", g->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (g->stats_socket != NULL && chown(g->stats_socket, uid, gid) == -1) {
+        snprintf(err, errlen, "chown %s: %s", g->stats_socket, strerror(errno));
+        return -1;
+    }
+    if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
+        snprintf(err, errlen, "cannot switch to uid %u gid %u: %s", (unsigned)uid,
+                 (unsigned)gid, strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && setuid(0) == 0) {     /* must not be able to come back */
+        snprintf(err, errlen, "privileges were not dropped");
+        return -1;
+    }
+    log_msg("running as uid %u gid %u", (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
 static int main_run(struct config *config)
 {
     char err[CONFIG_ERR_LEN];
@@ -270,6 +336,10 @@ static int main_run(struct config *config)
     m->stats_ctx.health = m->health;
     m->stats_ctx.started = ev_time();
     m->stats_ctx.now = main_now;
+    if (main_check_socket_dir(config->global.stats_socket, err, sizeof(err)) == -1) {
+        fprintf(stderr, "tcplb: %s\n", err);
+        goto fail;
+    }
     if (config->global.stats_socket != NULL) {
         m->stats = stats_socket_open(m->loop, config->global.stats_socket,
                                      &m->stats_ctx, err, sizeof(err));
@@ -286,6 +356,11 @@ static int main_run(struct config *config)
             fprintf(stderr, "tcplb: %s\n", err);
             goto fail;
         }
+    }
+
+    if (main_drop_privileges(&config->global, err, sizeof(err)) == -1) {
+        fprintf(stderr, "tcplb: %s\n", err);
+        goto fail;
     }
 
     ev_async_init(&m->worker_exit, main_worker_exit_cb);

@@ -88,6 +88,7 @@ struct session {
 
     struct client_key key;         /* the client's IP, for the client table */
     int placed;                    /* counted in the pool's client table */
+    int placed_early;              /* counted open by client_maxconn's admit */
     struct pool_queue_node qnode;  /* in the pool's queue while QUEUED */
     ev_tstamp queued_since;
     int dispatching;               /* taken from the queue head: no re-queue */
@@ -113,6 +114,7 @@ const char *session_term_str(enum session_term t)
     case TERM_IDLE_TIMEOUT: return "idle_timeout";
     case TERM_SHUTDOWN: return "shutdown";
     case TERM_BAD_PROXY: return "bad_proxy";
+    case TERM_CLIENT_LIMIT: return "client_limit";
     }
     return "?";
 }
@@ -305,7 +307,7 @@ static void session_close(struct session *s, enum session_term term)
         s->term = term;
     if (s->state == SESSION_QUEUED)
         pool_queue_remove(s->pool, &s->qnode);
-    if (s->placed)
+    if (s->placed || s->placed_early)
         client_table_ended(s->pool->clients, &s->key);
     ev_timer_stop(loop, &s->timer);
     ev_io_stop(loop, &s->client.io);
@@ -316,6 +318,7 @@ static void session_close(struct session *s, enum session_term term)
     session_pipe_release(s, &s->to_client);
 
     counter_add(&s->listener->counters[wid].active, (uint64_t)-1);
+    listener_release(s->listener);
     if (s->served_by != NULL)
         counters_hist_add(&s->served_by->counters[wid].duration,
                           counters_duration_bounds, ev_now(loop) - s->started);
@@ -446,7 +449,8 @@ static void session_connected(struct session *s)
     s->retried_from = NULL;
     health_passive_result(s->server, 1);
     if (!s->placed) {
-        client_table_placed(s->pool->clients, &s->key, s->server->index, now);
+        client_table_placed(s->pool->clients, &s->key, s->server->index, now,
+                            s->placed_early);
         s->placed = 1;
     }
     double connect_s = ev_time() - s->connect_started;
@@ -696,6 +700,8 @@ static int session_relay_done(const struct session *s)
 /* Reads the PROXY header into the pipe toward the server (so nothing is
  * left unread to wake the loop again, and bytes after the header are simply
  * the first ones relayed), then places the connection. */
+static void session_place(struct session *s);
+
 static void session_proxy_read(struct session *s)
 {
     struct session_pipe *p = &s->to_srv;
@@ -736,7 +742,7 @@ static void session_proxy_read(struct session *s)
     }
     ev_timer_stop(s->worker->loop, &s->timer);
     session_side_want(s, &s->client, 0);
-    (void)session_connect(s);
+    session_place(s);
 }
 
 /* ---- HTTP error answers ---------------------------------------------------- */
@@ -864,6 +870,20 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- start ------------------------------------------------------------------------ */
 
+/* The client's IP is final (after a PROXY header): admit it under
+ * client_maxconn, then place it. */
+static void session_place(struct session *s)
+{
+    if (s->pool->client_maxconn > 0) {
+        if (!client_table_admit(s->pool->clients, &s->key, s->pool->client_maxconn)) {
+            session_reject(s, TERM_CLIENT_LIMIT);
+            return;
+        }
+        s->placed_early = 1;
+    }
+    (void)session_connect(s);
+}
+
 void session_start(struct worker *w, struct listen_sock *ls, int fd,
                    const struct sockaddr *addr, socklen_t addrlen)
 {
@@ -871,6 +891,7 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     if (s == NULL) {
         close(fd);
         worker_conn_release();
+        listener_release(ls->conf);
         return;
     }
     s->worker = w;
@@ -906,5 +927,5 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
         session_update_io(s);
         return;
     }
-    (void)session_connect(s);
+    session_place(s);
 }
