@@ -165,6 +165,9 @@ int net_listen(const struct net_addr *addr, int reuseport, int backlog,
         goto fail;
     if (addr->ss.ss_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    /* accepted sockets inherit it: relayed bytes go out at once */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+        goto fail;
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1)
         goto fail;
     if (listen(fd, backlog) == -1)

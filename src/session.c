@@ -10,6 +10,7 @@
  * idle timeouts: it is re-armed only when it fires or a nearer deadline
  * appears, never per byte. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,14 @@
 #define SESSION_LINGER 2.0
 /* How long a listener with accept_proxy waits for the PROXY header. */
 #define SESSION_PROXY_TIMEOUT 3.0
+
+/* An IPv4 or IPv6 address: 28 bytes instead of sockaddr_storage's 128,
+ * two of them in every session. */
+union session_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
 
 enum session_state {
     SESSION_PROXY_WAIT,  /* accept_proxy: reading the PROXY header */
@@ -96,8 +105,8 @@ struct session {
     const char *answer;            /* static HTTP error answer */
     size_t answer_len, answer_off;
 
-    struct sockaddr_storage client_addr;   /* from the PROXY header if any */
-    struct sockaddr_storage local_addr;    /* where the client connected to */
+    union session_addr client_addr;        /* from the PROXY header if any */
+    union session_addr local_addr;         /* where the client connected to */
     int local_known;
 };
 
@@ -735,8 +744,8 @@ static void session_proxy_read(struct session *s)
     if (p->start == p->end)
         session_pipe_release(s, p);
     if (has_addr) {
-        s->client_addr = src;
-        s->local_addr = dst;
+        memcpy(&s->client_addr, &src, sizeof(s->client_addr));
+        memcpy(&s->local_addr, &dst, sizeof(s->local_addr));
         s->local_known = 1;
         client_key_from_addr((const struct sockaddr *)&src, &s->key);
     }
@@ -912,7 +921,8 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     ev_io_init(&s->client.io, session_client_cb, fd, 0);
     ev_io_init(&s->srv.io, session_server_cb, -1, 0);
     ev_init(&s->timer, session_timer_cb);
-    (void)net_set_nodelay(fd);
+    /* TCP_NODELAY comes from the listening socket (Linux copies it to
+     * accepted ones): no setsockopt per connection. */
 
     counter_add(&s->listener->counters[w->id].total, 1);
     counter_add(&s->listener->counters[w->id].active, 1);
