@@ -14,13 +14,13 @@
 
 #define TCPLB_VERSION "0.1.0"
 
-/* A counter written by exactly one thread and read by others: a relaxed
- * load+store (no locked instruction) keeps the writer cheap and the reader
- * free of torn values. */
+/* A counter written by one worker and read (or cleared) by the stats
+ * thread: one relaxed atomic add on a cache line no other worker writes, so
+ * it costs a few cycles and a concurrent `clear counters` cannot be undone
+ * by an add that read the value before the clear. */
 static inline void counter_add(uint64_t *c, uint64_t n)
 {
-    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
-                     __ATOMIC_RELAXED);
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t counter_read(const uint64_t *c)

@@ -37,6 +37,7 @@ static struct {
     pthread_cond_t wake;
     int stop;                   /* under wake_lock */
     int reopen;                 /* atomic */
+    int wake_pending;           /* atomic: a worker asked for an early flush */
     uint64_t dropped;           /* atomic */
     uint64_t written;           /* atomic */
 } log_state = { .fd = -1 };
@@ -118,6 +119,7 @@ static void *log_writer_main(void *arg)
             pthread_cond_timedwait(&log_state.wake, &log_state.wake_lock, &deadline);
         int stop = log_state.stop;
         pthread_mutex_unlock(&log_state.wake_lock);
+        __atomic_store_n(&log_state.wake_pending, 0, __ATOMIC_RELEASE);
 
         if (__atomic_exchange_n(&log_state.reopen, 0, __ATOMIC_ACQ_REL) &&
             log_state.path != NULL) {
@@ -223,14 +225,21 @@ void log_access(unsigned worker, const char *line, size_t len)
         return;
     struct log_worker_buf *b = &log_state.bufs[worker];
     pthread_mutex_lock(&b->lock);
+    int half = 0;
     if (b->len + len <= LOG_BUF_SIZE) {
         memcpy(b->data + b->len, line, len);
         b->len += len;
+        half = b->len > LOG_BUF_SIZE / 2;
         len = 0;
     }
     pthread_mutex_unlock(&b->lock);
     if (len != 0)
         __atomic_add_fetch(&log_state.dropped, 1, __ATOMIC_RELAXED);
+    /* Half full: flush now rather than at the next tick. One signal until
+     * the writer has run; a missed one is covered by the tick. */
+    if ((half || len != 0) && !__atomic_exchange_n(&log_state.wake_pending, 1,
+                                                   __ATOMIC_ACQ_REL))
+        pthread_cond_signal(&log_state.wake);
 }
 
 uint64_t log_dropped(void)

@@ -93,7 +93,6 @@ struct session {
     uint64_t bytes_in, bytes_out;
     uint32_t tried[POOL_RETRIES_MAX + 1];
     uint32_t ntried;
-    uint32_t last_server;          /* index of the last server tried + 1 */
 
     struct client_key key;         /* the client's IP, for the client table */
     int placed;                    /* counted in the pool's client table */
@@ -288,9 +287,8 @@ static void session_log(struct session *s)
         snprintf(connect_ms, sizeof(connect_ms), "%.2f", s->connect_ms);
     else
         snprintf(connect_ms, sizeof(connect_ms), "-");
-    const char *server = "-";
-    if (s->last_server > 0)
-        server = s->pool->servers[s->last_server - 1].name;
+    /* the contract: `-` unless a server was reached (its connect succeeded) */
+    const char *server = s->served_by != NULL ? s->served_by->name : "-";
 
     int len = snprintf(line, sizeof(line),
         "ts=%s client=%s listener=%s pool=%s server=%s connect_ms=%s "
@@ -533,7 +531,6 @@ static int session_connect(struct session *s)
         }
         s->dispatching = 0;
         s->tried[s->ntried++] = srv->index;
-        s->last_server = srv->index + 1;
         s->server = srv;
         server_active_add(srv, 1);
 

@@ -19,6 +19,12 @@ fi
 pkg-config --exists inih 2>/dev/null || want_pkg libinih-dev
 if [ "${1:-}" = "test" ]; then
     pkg-config --exists cmocka 2>/dev/null || want_pkg libcmocka-dev
+    # tests/integration/test_page.py renders the stats page in it
+    command -v chromium >/dev/null 2>&1 || want_pkg chromium
+    # tests/integration/test_lab.py and `make lab` run real nginx + php-fpm
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want_pkg nginx
+    command -v php-fpm8.2 >/dev/null 2>&1 || ls /usr/sbin/php-fpm* >/dev/null 2>&1 ||
+        want_pkg php-fpm
 fi
 
 [ -z "$missing" ] && exit 0

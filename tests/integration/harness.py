@@ -11,6 +11,7 @@ import json
 import os
 import random
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ HOST = '127.0.0.1'
 CLIENT_TIMEOUT = 10.0       # seconds, on every client socket
 START_TIMEOUT = 5.0         # tcplb must listen within this
 STOP_TIMEOUT = 10.0         # SIGTERM -> exit within this, else SIGKILL
+WRAPPED_START_TIMEOUT = 30.0  # start under $TCPLB_WRAPPER (valgrind is slow)
 
 STAT_CSV_HEADER = ('# pool,server,addr,state,weight,active,total,failed,'
                    'bytes_in,bytes_out')
@@ -88,14 +90,18 @@ def _listening_ports():
     for path in ('/proc/net/tcp', '/proc/net/tcp6'):
         try:
             with open(path) as f:
-                lines = f.read().splitlines()[1:]
+                found = True
+                next(f, None)                      # header
+                # The kernel lists listening sockets first: stop at the first
+                # other one instead of reading tens of thousands of
+                # TIME_WAIT lines on a busy machine.
+                for line in f:
+                    fields = line.split()
+                    if len(fields) <= 3 or fields[3] != '0A':
+                        break
+                    ports.add(int(fields[1].rsplit(':', 1)[1], 16))
         except OSError:
             continue
-        found = True
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == '0A':
-                ports.add(int(fields[1].rsplit(':', 1)[1], 16))
     return ports if found else None
 
 
@@ -221,6 +227,10 @@ class Tcplb:
         self.signaled = False       # the test itself sent a signal
         self.start_failed = False   # start() already reported the problem
         self._out = None
+        # Command put in front of tcplb: $TCPLB_WRAPPER (e.g. "valgrind
+        # --leak-check=full --error-exitcode=99"), which must exec tcplb in
+        # the same process; a test may prepend its own (prlimit ... --).
+        self.wrapper = shlex.split(os.environ.get('TCPLB_WRAPPER', ''))
 
     # -- process
 
@@ -228,8 +238,10 @@ class Tcplb:
         """Starts tcplb -f CFG and waits until every listener port listens.
         Raises AssertionError with the output tail if it exits or is late."""
         binary = require_bin()
+        if os.environ.get('TCPLB_WRAPPER'):
+            timeout = max(timeout, WRAPPED_START_TIMEOUT)
         self._out = open(self.out_path, 'wb')
-        self.proc = subprocess.Popen([binary, '-f', self.cfg_path],
+        self.proc = subprocess.Popen(self.wrapper + [binary, '-f', self.cfg_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=subprocess.STDOUT,
                                      close_fds=True)
