@@ -96,5 +96,49 @@ asan-test: all $(UNIT_BINS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    sh tests/run_all.sh $(BUILD)
 
+# tcplb side by side with HAProxy and nginx stream on loopback (see
+# docs/performance.md): about 10 minutes; bench-quick: under 2. Not a test:
+# nothing is asserted. Extra options: make bench BENCH_ARGS="--reps 5".
+.PHONY: bench bench-quick
+bench: all
+	@python3 tools/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-quick: all
+	@python3 tools/bench/bench.py --quick --build $(BUILD) $(BENCH_ARGS)
+
+# The skew lab (docs/lab.md): three nginx + php-fpm pools behind tcplb, both
+# incidents replayed in a minute or two; writes docs/lab/ (report.md,
+# results.json, SVG charts) and the measured part of docs/lab.md. nginx and
+# php-fpm come with the test dependencies. make lab LAB_ARGS="--quick".
+.PHONY: lab
+lab: test-deps all
+	@python3 tools/lab/lab.py --tcplb $(BUILD)/tcplb --skewload $(BUILD)/skewload \
+	    --out docs/lab --doc docs/lab.md $(LAB_ARGS)
+
+# Fuzzing (tests/fuzz/README.md): four targets, for the config, stats command,
+# PROXY header and HTTP check parsers. `make fuzz` builds them with clang's
+# libFuzzer in build/libfuzzer and runs each FUZZ_SECONDS (make fuzz
+# FUZZ_SECONDS=300; FUZZ_TARGETS="proxy" for one), then keeps what added
+# coverage in tests/fuzz/corpus/ (at most ~50 files a target). fuzz-replay,
+# run by `make test`: every kept input once through gcc builds of the same
+# targets (with the ASan flags when BUILD=build-asan).
+FUZZ_TARGETS ?= config stats proxy http_check
+FUZZ_SECONDS ?= 60
+FUZZ_MAIN    ?= tests/fuzz/replay_main.c
+FUZZ_BINS    := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_resolve.c $(FUZZ_MAIN) $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=getaddrinfo -o $@ $(filter %.c,$^) \
+	    $(LIB_OBJS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-replay
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/fuzz.sh $(FUZZ_TARGETS)
+
+fuzz-replay: $(FUZZ_BINS)
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	    $(BUILD)/fuzz/fuzz_$$t tests/fuzz/corpus/$$t || status=1; done; exit $$status
+
 clean:
 	rm -rf build build-asan
