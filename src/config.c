@@ -288,6 +288,28 @@ static int config_set_uint(struct config_parse *p, const char *key, const char *
     return 1;
 }
 
+/* A key that takes one of a few words. */
+struct config_word {
+    const char *word;
+    int value;
+};
+
+static int config_set_word(struct config_parse *p, const char *key, const char *value,
+                           const struct config_word *words, size_t n, int *out)
+{
+    char known[128] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(value, words[i].word) == 0) {
+            *out = words[i].value;
+            return 1;
+        }
+        size_t len = strlen(known);
+        snprintf(known + len, sizeof(known) - len, "%s%s", i == 0 ? "" :
+                 i + 1 == n ? " or " : ", ", words[i].word);
+    }
+    return config_fail(p, "%s: expected %s, got '%s'", key, known, value);
+}
+
 static int config_set_string(struct config_parse *p, const char *value, char **out)
 {
     free(*out);
@@ -404,22 +426,17 @@ static int config_listener_key(struct config_parse *p, const char *key,
         return 1;
     }
     if (strcmp(key, "accept_proxy") == 0) {
-        if (strcmp(value, "yes") == 0)
-            l->accept_proxy = 1;
-        else if (strcmp(value, "no") == 0)
-            l->accept_proxy = 0;
-        else
-            return config_fail(p, "accept_proxy: expected yes or no, got '%s'", value);
-        return 1;
+        static const struct config_word yes_no[] = { { "yes", 1 }, { "no", 0 } };
+        return config_set_word(p, key, value, yes_no, ARRAY_LEN(yes_no), &l->accept_proxy);
     }
     if (strcmp(key, "mode") == 0) {
-        if (strcmp(value, "tcp") == 0)
-            l->mode = LISTENER_TCP;
-        else if (strcmp(value, "http") == 0)
-            l->mode = LISTENER_HTTP;
-        else
-            return config_fail(p, "mode: expected tcp or http, got '%s'", value);
-        return 1;
+        static const struct config_word modes[] = {
+            { "tcp", LISTENER_TCP }, { "http", LISTENER_HTTP },
+        };
+        int v = 0;
+        int rc = config_set_word(p, key, value, modes, ARRAY_LEN(modes), &v);
+        l->mode = (enum listener_mode)v;
+        return rc;
     }
     return -1;
 }
@@ -528,13 +545,13 @@ static int config_pool_key(struct config_parse *p, const char *key, const char *
         return 1;
     }
     if (strcmp(key, "persist") == 0) {
-        if (strcmp(value, "none") == 0)
-            pool->persist = PERSIST_NONE;
-        else if (strcmp(value, "source") == 0)
-            pool->persist = PERSIST_SOURCE;
-        else
-            return config_fail(p, "persist: expected none or source, got '%s'", value);
-        return 1;
+        static const struct config_word modes[] = {
+            { "none", PERSIST_NONE }, { "source", PERSIST_SOURCE },
+        };
+        int v = 0;
+        int rc = config_set_word(p, key, value, modes, ARRAY_LEN(modes), &v);
+        pool->persist = (enum persist_mode)v;
+        return rc;
     }
     if (strcmp(key, "balance_factor") == 0) {
         unsigned v = 0;
@@ -547,15 +564,13 @@ static int config_pool_key(struct config_parse *p, const char *key, const char *
         return 1;
     }
     if (strcmp(key, "health") == 0) {
-        if (strcmp(value, "tcp") == 0)
-            pool->health = HEALTH_TCP;
-        else if (strcmp(value, "http") == 0)
-            pool->health = HEALTH_HTTP;
-        else if (strcmp(value, "none") == 0)
-            pool->health = HEALTH_NONE;
-        else
-            return config_fail(p, "health: expected tcp, http or none, got '%s'", value);
-        return 1;
+        static const struct config_word modes[] = {
+            { "tcp", HEALTH_TCP }, { "http", HEALTH_HTTP }, { "none", HEALTH_NONE },
+        };
+        int v = 0;
+        int rc = config_set_word(p, key, value, modes, ARRAY_LEN(modes), &v);
+        pool->health = (enum health_mode)v;
+        return rc;
     }
     if (strcmp(key, "health_path") == 0) {
         if (value[0] != '/' || strpbrk(value, " \t\r\n") != NULL)
