@@ -44,6 +44,8 @@ struct counters_header {
 static void *counters_alloc(size_t size, unsigned nworkers)
 {
     size_t total = sizeof(struct counters_header) + size * (nworkers ? nworkers : 1);
+    /* C11 aligned_alloc() takes whole multiples of the alignment only */
+    total = (total + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     struct counters_header *h = aligned_alloc(CACHE_LINE, total);
     if (h == NULL)
         return NULL;

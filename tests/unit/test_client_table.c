@@ -92,7 +92,7 @@ static void test_sticky_within_timeout_not_after(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key k = key_n(1);
     uint32_t server = CLIENT_NONE;
-    client_table_placed(t, &k, 2, 100.0);
+    client_table_placed(t, &k, 2, 100.0, 0);
     assert_int_equal(client_table_peek(t, &k, 100.0, 10, &server), 1);
     assert_int_equal(server, 2);
     assert_int_equal(client_table_peek(t, &k, 109.999, 10, &server), 1);
@@ -111,7 +111,7 @@ static void test_sticky_refreshes_last_use(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key k = key_n(1);
     uint32_t server;
-    client_table_placed(t, &k, 3, 0.0);
+    client_table_placed(t, &k, 3, 0.0, 0);
     /* seen every 0.9 x timeout: never expires */
     double now = 0.0;
     for (int i = 0; i < 1000; i++) {
@@ -131,7 +131,7 @@ static void test_peek_does_not_refresh(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key k = key_n(1);
     uint32_t server;
-    client_table_placed(t, &k, 0, 0.0);
+    client_table_placed(t, &k, 0, 0.0, 0);
     assert_int_equal(client_table_peek(t, &k, 9.0, 10, &server), 1);
     assert_int_equal(client_table_peek(t, &k, 18.0, 10, &server), 0);
     client_table_free(t);
@@ -143,8 +143,8 @@ static void test_placed_again_moves_and_refreshes(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key k = key_n(1);
     uint32_t server;
-    client_table_placed(t, &k, 1, 0.0);
-    client_table_placed(t, &k, 4, 8.0);
+    client_table_placed(t, &k, 1, 0.0, 0);
+    client_table_placed(t, &k, 4, 8.0, 0);
     assert_int_equal(client_table_sticky(t, &k, 17.0, 10, &server), 1);
     assert_int_equal(server, 4);
     struct client_stat st;
@@ -164,7 +164,7 @@ static void test_unknown_key_is_ignored(void **state)
     client_key_from_addr(NULL, &none);
     assert_int_equal(none.len, 0);
     uint32_t server;
-    client_table_placed(t, &none, 1, 0.0);
+    client_table_placed(t, &none, 1, 0.0, 0);
     client_table_ended(t, &none);
     assert_int_equal(client_table_sticky(t, &none, 0.0, 10, &server), 0);
     assert_int_equal(client_table_size(t), 0);
@@ -184,7 +184,7 @@ static void test_size_never_exceeds_capacity(void **state)
         size_t max = 0;
         for (uint32_t i = 0; i < 5000; i++) {
             struct client_key k = key_n(i);
-            client_table_placed(t, &k, i % 5, i);
+            client_table_placed(t, &k, i % 5, i, 0);
             size_t n = client_table_size(t);
             if (n > capacities[c])
                 fail_msg("capacity %zu: %zu entries after %u clients",
@@ -201,8 +201,8 @@ static void test_size_never_exceeds_capacity(void **state)
     /* capacity 0 still remembers one client */
     struct client_table *t = client_table_new(0);
     struct client_key a = key_n(1), b = key_n(2);
-    client_table_placed(t, &a, 0, 1);
-    client_table_placed(t, &b, 0, 2);
+    client_table_placed(t, &a, 0, 1, 0);
+    client_table_placed(t, &b, 0, 2, 0);
     assert_int_equal(client_table_size(t), 1);
     assert_true(present(t, &b));
     client_table_free(t);
@@ -216,11 +216,11 @@ static void test_recently_used_client_survives_a_flood(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key hot = key_n(0xabcdef), cold = key_n(0xabcdee);
     uint32_t server;
-    client_table_placed(t, &hot, 1, 0);
-    client_table_placed(t, &cold, 2, 0);
+    client_table_placed(t, &hot, 1, 0, 0);
+    client_table_placed(t, &cold, 2, 0, 0);
     for (uint32_t i = 0; i < 10000; i++) {
         struct client_key k = key_n(i);
-        client_table_placed(t, &k, 0, 1 + i);
+        client_table_placed(t, &k, 0, 1 + i, 0);
         assert_int_equal(client_table_sticky(t, &hot, 1 + i, FOREVER, &server), 1);
         assert_int_equal(server, 1);
     }
@@ -237,21 +237,21 @@ static void test_least_recently_used_is_evicted(void **state)
     uint32_t server;
     for (uint32_t i = 0; i < 64; i++) {
         struct client_key k = key_n(i);
-        client_table_placed(t, &k, 0, i);
+        client_table_placed(t, &k, 0, i, 0);
     }
     struct client_key k0 = key_n(0), k1 = key_n(1), k2 = key_n(2), k3 = key_n(3);
     assert_int_equal(client_table_sticky(t, &k0, 64, FOREVER, &server), 1);
     struct client_key n1 = key_n(1000);
-    client_table_placed(t, &n1, 0, 65);
+    client_table_placed(t, &n1, 0, 65, 0);
     assert_true(present(t, &k0));
     assert_false(present(t, &k1));
     assert_true(present(t, &k2));
     assert_int_equal(client_table_size(t), 64);
 
     /* placed again counts as a use too */
-    client_table_placed(t, &k2, 1, 66);
+    client_table_placed(t, &k2, 1, 66, 0);
     struct client_key n2 = key_n(1001);
-    client_table_placed(t, &n2, 0, 67);
+    client_table_placed(t, &n2, 0, 67, 0);
     assert_true(present(t, &k2));
     assert_false(present(t, &k3));
 
@@ -259,7 +259,7 @@ static void test_least_recently_used_is_evicted(void **state)
     struct client_key k4 = key_n(4), k5 = key_n(5);
     assert_int_equal(client_table_peek(t, &k4, 68, FOREVER, &server), 1);
     struct client_key n3 = key_n(1002);
-    client_table_placed(t, &n3, 0, 69);
+    client_table_placed(t, &n3, 0, 69, 0);
     assert_false(present(t, &k4));
     assert_true(present(t, &k5));
     client_table_free(t);
@@ -293,7 +293,7 @@ static void test_eviction_matches_an_lru_model(void **state)
                 last_use[id] = now;
             continue;
         }
-        client_table_placed(t, &k, id % 7, now);
+        client_table_placed(t, &k, id % 7, now, 0);
         if (!in[id]) {
             if (count == CAP) {          /* the model evicts its oldest */
                 int oldest = -1;
@@ -330,7 +330,7 @@ static void test_active_counts_up_and_down_never_below_zero(void **state)
     struct client_key k = key_n(9);
     struct client_stat st;
     for (int i = 1; i <= 3; i++) {
-        client_table_placed(t, &k, 0, i);
+        client_table_placed(t, &k, 0, i, 0);
         assert_true(stat_of(t, &k, &st));
         assert_int_equal(st.active, i);
         assert_int_equal(st.total, (uint64_t)i);
@@ -356,7 +356,7 @@ static void test_top_lists_busiest_first(void **state)
     for (uint32_t i = 0; i < ARRAY_LEN(totals); i++) {
         struct client_key k = key_n(i);
         for (unsigned n = 0; n < totals[i]; n++)
-            client_table_placed(t, &k, i, n);
+            client_table_placed(t, &k, i, n, 0);
     }
     struct client_stat out[16];
     memset(out, 0xee, sizeof(out));
@@ -392,7 +392,7 @@ static void test_top_n_of_many_is_the_n_largest(void **state)
         hist[total]++;
         struct client_key k = key_n(i * 7919);
         for (unsigned n = 0; n < total; n++)
-            client_table_placed(t, &k, 0, n);
+            client_table_placed(t, &k, 0, n, 0);
     }
     struct client_stat out[TOP];
     assert_int_equal(client_table_top(t, out, TOP), TOP);
@@ -410,9 +410,9 @@ static void test_clear_zeroes_totals_not_actives(void **state)
     struct client_table *t = client_table_new(64);
     struct client_key a = key_n(1), b = key_n(2);
     uint32_t server;
-    client_table_placed(t, &a, 0, 1);
-    client_table_placed(t, &a, 0, 2);
-    client_table_placed(t, &b, 1, 3);
+    client_table_placed(t, &a, 0, 1, 0);
+    client_table_placed(t, &a, 0, 2, 0);
+    client_table_placed(t, &b, 1, 3, 0);
     client_table_ended(t, &b);
     client_table_clear(t);
     struct client_stat st;
@@ -427,7 +427,7 @@ static void test_clear_zeroes_totals_not_actives(void **state)
     assert_int_equal(client_table_sticky(t, &b, 4, 10, &server), 1);
     assert_int_equal(server, 1);
     /* counting starts again */
-    client_table_placed(t, &a, 0, 5);
+    client_table_placed(t, &a, 0, 5, 0);
     assert_true(stat_of(t, &a, &st));
     assert_int_equal(st.total, 1);
     assert_int_equal(st.active, 3);
@@ -441,10 +441,10 @@ static void test_ended_after_eviction_is_harmless(void **state)
     (void)state;
     struct client_table *t = client_table_new(32);
     struct client_key a = key_n(0xfedcba);
-    client_table_placed(t, &a, 3, 0);
+    client_table_placed(t, &a, 3, 0, 0);
     for (uint32_t i = 0; i < 5000 && present(t, &a); i++) {
         struct client_key k = key_n(i);
-        client_table_placed(t, &k, 0, 1 + i);
+        client_table_placed(t, &k, 0, 1 + i, 0);
     }
     assert_false(present(t, &a));
     size_t size = client_table_size(t);
@@ -452,7 +452,7 @@ static void test_ended_after_eviction_is_harmless(void **state)
     client_table_ended(t, &a);
     assert_int_equal(client_table_size(t), size);
 
-    client_table_placed(t, &a, 1, 9999);
+    client_table_placed(t, &a, 1, 9999, 0);
     struct client_stat st;
     assert_true(stat_of(t, &a, &st));
     assert_int_equal(st.total, 1);
@@ -500,11 +500,11 @@ static void test_ipv4_ipv6_and_mapped_keys(void **state)
     /* in the table: mapped finds plain, v6 is its own entry */
     struct client_table *t = client_table_new(64);
     uint32_t server = CLIENT_NONE;
-    client_table_placed(t, &k4, 5, 0);
+    client_table_placed(t, &k4, 5, 0, 0);
     assert_int_equal(client_table_sticky(t, &km, 1, 10, &server), 1);
     assert_int_equal(server, 5);
     assert_int_equal(client_table_sticky(t, &k6, 1, 10, &server), 0);
-    client_table_placed(t, &k6, 6, 1);
+    client_table_placed(t, &k6, 6, 1, 0);
     assert_int_equal(client_table_sticky(t, &k6, 2, 10, &server), 1);
     assert_int_equal(server, 6);
     assert_int_equal(client_table_size(t), 2);
@@ -571,7 +571,7 @@ static void *churn_thread(void *arg)
     for (int i = 0; i < 20000; i++) {
         x = x * 1103515245u + 12345u;
         struct client_key k = key_n((x >> 16) % 200);
-        client_table_placed(a->t, &k, x % 4, i);
+        client_table_placed(a->t, &k, x % 4, i, 0);
         (void)client_table_sticky(a->t, &k, i, FOREVER, &server);
         client_table_ended(a->t, &k);
     }
@@ -616,7 +616,7 @@ static void *flood_thread(void *arg)
     struct flood_arg *a = arg;
     for (uint32_t i = 0; i < 25000; i++) {
         struct client_key k = key_n(a->base + i);
-        client_table_placed(a->t, &k, 0, i);
+        client_table_placed(a->t, &k, 0, i, 0);
         size_t n = client_table_size(a->t);
         if (n > a->max_seen)
             a->max_seen = n;

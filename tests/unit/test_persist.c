@@ -1,6 +1,6 @@
 /* test_persist.c — `persist = source` as sched_pick() applies it (sched.c):
  * the stick table layered over a pool's scheduler. A session calls
- * client_table_placed() once its connect succeeds; these tests do the same
+ * client_table_placed(, 0) once its connect succeeds; these tests do the same
  * by hand, with an injected clock, so every expiry is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,7 +79,7 @@ static struct server *connect_at(struct pool *p, const struct client *cl, double
 {
     struct server *s = pick(p, cl, now, why);
     if (s != NULL)
-        client_table_placed(p->clients, &cl->key, s->index, now);
+        client_table_placed(p->clients, &cl->key, s->index, now, 0);
     return s;
 }
 
@@ -118,7 +118,7 @@ static void test_first_pick_claims_the_client(void **state)
     assert_int_equal(client_table_top(p->clients, top, 1), 1);
     assert_int_equal(top[0].total, 0);
 
-    client_table_placed(p->clients, &cl.key, s1->index, 100);
+    client_table_placed(p->clients, &cl.key, s1->index, 100, 0);
     for (int i = 0; i < 6; i++) {
         assert_ptr_equal(pick(p, &cl, 101, &why), s1);
         assert_int_equal(why, SCHED_WHY_PERSIST);
@@ -387,7 +387,7 @@ static void test_no_key_is_scheduled(void **state)
     assert_int_equal(why, SCHED_WHY_SCHEDULE);
     struct client_key none = { .len = 0 };
     req.key = &none;
-    client_table_placed(p->clients, &none, a->index, 100);
+    client_table_placed(p->clients, &none, a->index, 100, 0);
     struct server *b = sched_pick_why(p, &req, &why);
     assert_int_equal(why, SCHED_WHY_SCHEDULE);
     assert_ptr_not_equal(a, b);
@@ -402,7 +402,7 @@ static void test_out_of_range_entry_is_ignored(void **state)
     struct config *c = rr_persist();
     struct pool *p = &c->pools[0];
     struct client me = client_n(1);
-    client_table_placed(p->clients, &me.key, 7, 100);
+    client_table_placed(p->clients, &me.key, 7, 100, 0);
     enum sched_why why;
     struct server *s = pick(p, &me, 101, &why);
     assert_non_null(s);

@@ -126,7 +126,7 @@ static double bench_run(struct pool *p, const struct bench_client *clients, int 
         }
         /* the session remembers a scheduled client once connected */
         if (persist && why == SCHED_WHY_SCHEDULE)
-            client_table_placed(p->clients, &cl->key, s->index, now);
+            client_table_placed(p->clients, &cl->key, s->index, now, 0);
         *sink += s->index;
         now += 1e-6;
     }
