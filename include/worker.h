@@ -16,8 +16,8 @@ struct listen_sock;
 /* Relay buffers: one per direction in flight, taken from a per-worker free
  * list so that idle connections hold none and the relay path never calls
  * malloc once warm. */
-#define WORKER_BUF_SIZE (16 * 1024)
-#define WORKER_FREE_BUFS_MAX 512
+#define WORKER_BUF_SIZE (64 * 1024)
+#define WORKER_FREE_BUFS_MAX 64
 
 struct worker_buf {
     struct worker_buf *next;
