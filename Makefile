@@ -97,7 +97,7 @@ asan-test: all $(UNIT_BINS)
 	    sh tests/run_all.sh $(BUILD)
 
 # tcplb side by side with HAProxy and nginx stream on loopback (see
-# docs/performance.md): about 10 minutes; bench-quick: under 2. Not a test:
+# docs/performance.md): about 7 minutes; bench-quick: about 1. Not a test:
 # nothing is asserted. Extra options: make bench BENCH_ARGS="--reps 5".
 .PHONY: bench bench-quick
 bench: all
