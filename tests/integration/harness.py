@@ -267,6 +267,9 @@ class Tcplb:
         if self.stats_socket:
             wait_until(lambda: os.path.exists(self.stats_socket),
                        max(0.0, deadline - time.monotonic()), 0.02)
+        if self.wrapper and os.environ.get('TCPLB_WRAPPER'):
+            # slow under valgrind: listening long before signals are handled
+            wait_started(self, max(1.0, deadline - time.monotonic()))
         return self
 
     @property
@@ -986,3 +989,17 @@ def access_log_lines(lb):
             return f.read().decode('utf-8', 'replace').splitlines()
     except (OSError, TypeError):
         return []
+
+
+def wait_started(lb, timeout=START_TIMEOUT):
+    """Waits for tcplb's `started:` line: its signal handlers are in place
+    only from then on (a SIGHUP before it would kill the process), which a
+    slow start under $TCPLB_WRAPPER makes visible. Returns the line."""
+    if os.environ.get('TCPLB_WRAPPER'):
+        timeout = max(timeout, WRAPPED_START_TIMEOUT)
+    line = wait_until(lambda: next((ln for ln in tcplb_output(lb).splitlines()
+                                    if 'tcplb: started' in ln), None), timeout, 0.02)
+    if not line:
+        raise AssertionError('no "started" line after %.0fs\n%s'
+                             % (timeout, lb.log_tail()))
+    return line
