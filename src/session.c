@@ -49,6 +49,7 @@ union session_addr {
 enum session_state {
     SESSION_PROXY_WAIT,  /* accept_proxy: reading the PROXY header */
     SESSION_QUEUED,      /* waiting for a slot under server maxconn */
+    SESSION_FD_WAIT,     /* out of descriptors: retrying the connect shortly */
     SESSION_CONNECTING,
     SESSION_RELAYING,
     SESSION_ANSWERING,   /* writing an HTTP error answer */
@@ -99,6 +100,7 @@ struct session {
     int placed_early;              /* counted open by client_maxconn's admit */
     struct pool_queue_node qnode;  /* in the pool's queue while QUEUED */
     ev_tstamp queued_since;
+    ev_tstamp fd_wait_since;       /* first failed attempt for want of an fd */
     int dispatching;               /* taken from the queue head: no re-queue */
 
     const char *answer;            /* static HTTP error answer */
@@ -207,6 +209,7 @@ static void session_update_io(struct session *s)
         cev = EV_READ;
         break;
     case SESSION_QUEUED:
+    case SESSION_FD_WAIT:
         break;
     case SESSION_CONNECTING:
         sev = EV_WRITE;
@@ -538,10 +541,23 @@ static int session_connect(struct session *s)
         s->connect_started = ev_time();
         int fd = net_connect(&srv->addr, &done);
         if (fd == -1 && net_error_is_local(errno)) {
-            /* our shortage, not the server's: no blame, no retry elsewhere
-             * (it would fail the same way) */
+            /* Our shortage (descriptors, ports), not the server's: no blame.
+             * The client is accepted already; rather than close it, wait a
+             * little and try again, up to connect_timeout, while the worker
+             * takes no new clients. */
             session_drop_server(s);
-            session_reject(s, TERM_CONNECT_FAIL);
+            s->ntried--;
+            ev_tstamp now = ev_now(loop);
+            if (s->fd_wait_since == 0)
+                s->fd_wait_since = now;
+            if (now - s->fd_wait_since >= s->pool->connect_timeout) {
+                session_reject(s, TERM_CONNECT_FAIL);
+                return 0;
+            }
+            worker_pause_accept(s->worker, 0.1);
+            s->state = SESSION_FD_WAIT;
+            session_timer_arm(s, now + 0.05);
+            session_update_io(s);
             return 0;
         }
         if (fd == -1) {
@@ -843,6 +859,9 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case SESSION_PROXY_WAIT:
         counter_add(&s->listener->counters[s->worker->id].proxy_errors, 1);
         session_close(s, TERM_BAD_PROXY);
+        return;
+    case SESSION_FD_WAIT:
+        (void)session_connect(s);
         return;
     case SESSION_QUEUED:
         pool_queue_remove(s->pool, &s->qnode);

@@ -35,6 +35,7 @@ struct stats_http_client {
 
 struct stats_http {
     ev_io io;
+    ev_timer resume;                 /* accepting paused: out of descriptors */
     int fd;                          /* owned */
     struct ev_loop *loop;
     struct stats_ctx *ctx;
@@ -167,8 +168,14 @@ static void stats_http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct stats_http *h = container_of(w, struct stats_http, io);
     for (;;) {
         int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1)
+        if (fd == -1) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                ev_io_stop(loop, &h->io);
+                ev_timer_set(&h->resume, 0.1, 0);
+                ev_timer_start(loop, &h->resume);
+            }
             return;
+        }
         struct stats_http_client *c = NULL;
         if (h->nclients >= HTTP_CLIENTS_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
             close(fd);
@@ -186,6 +193,13 @@ static void stats_http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_timer_init(&c->timer, stats_http_timeout_cb, HTTP_CLIENT_TIMEOUT, 0);
         ev_timer_start(loop, &c->timer);
     }
+}
+
+static void stats_http_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct stats_http *h = container_of(t, struct stats_http, resume);
+    ev_io_start(loop, &h->io);
 }
 
 struct stats_http *stats_http_open(struct ev_loop *loop, const struct net_addr *addr,
@@ -207,6 +221,7 @@ struct stats_http *stats_http_open(struct ev_loop *loop, const struct net_addr *
     h->ctx = ctx;
     ev_io_init(&h->io, stats_http_accept_cb, h->fd, EV_READ);
     ev_io_start(loop, &h->io);
+    ev_init(&h->resume, stats_http_resume_cb);
     return h;
 }
 
@@ -217,6 +232,7 @@ void stats_http_close(struct stats_http *h)
     while (h->clients)
         stats_http_client_free(h->clients);
     ev_io_stop(h->loop, &h->io);
+    ev_timer_stop(h->loop, &h->resume);
     close(h->fd);
     free(h);
 }

@@ -38,6 +38,7 @@ struct stats_client {
 
 struct stats_socket {
     ev_io io;
+    ev_timer resume;                /* accepting paused: out of descriptors */
     int fd;                         /* owned */
     char *path;                     /* owned */
     struct ev_loop *loop;
@@ -155,8 +156,15 @@ static void stats_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct stats_socket *ss = container_of(w, struct stats_socket, io);
     for (;;) {
         int fd = accept4(ss->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1)
+        if (fd == -1) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the client stays in the backlog: retry later, do not spin */
+                ev_io_stop(loop, &ss->io);
+                ev_timer_set(&ss->resume, 0.1, 0);
+                ev_timer_start(loop, &ss->resume);
+            }
             return;
+        }
         if (ss->nclients >= STATS_CLIENTS_MAX) {
             close(fd);
             continue;
@@ -176,6 +184,13 @@ static void stats_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_init(&c->io, stats_client_cb, fd, EV_READ);
         ev_io_start(loop, &c->io);
     }
+}
+
+static void stats_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct stats_socket *ss = container_of(t, struct stats_socket, resume);
+    ev_io_start(loop, &ss->io);
 }
 
 /* 1 if something answers on <path>: another tcplb still uses it. */
@@ -235,6 +250,7 @@ struct stats_socket *stats_socket_open(struct ev_loop *loop, const char *path,
     ss->ctx = ctx;
     ev_io_init(&ss->io, stats_accept_cb, ss->fd, EV_READ);
     ev_io_start(loop, &ss->io);
+    ev_init(&ss->resume, stats_resume_cb);
     return ss;
 fail:
     snprintf(err, errlen, "stats socket %s: %s", path, strerror(errno));
@@ -251,6 +267,7 @@ void stats_socket_close(struct stats_socket *ss)
     while (ss->clients)
         stats_client_free(ss->clients);
     ev_io_stop(ss->loop, &ss->io);
+    ev_timer_stop(ss->loop, &ss->resume);
     close(ss->fd);
     unlink(ss->path);
     free(ss->path);

@@ -243,12 +243,8 @@ class DescriptorShortageTest(LimitsTestCase):
         self.assertNotIn('down', lb.stats('show events'))
         self.assertTrue(self.output_lines(lb, 'health check of p/srv skipped'))
 
-    @unittest.expectedFailure
     def test_stats_socket_does_not_spin_while_out_of_descriptors(self):
-        # Known bug (reported in issue 8's notes): the stats socket's accept
-        # callback returns on EMFILE with the socket still readable, so the
-        # main loop spins until a descriptor frees. Remove the decorator
-        # once it pauses like the listeners do.
+        # The stats socket's accept pauses on EMFILE like the listeners do.
         lb, port = self.start_limited('http')
         idle = []
         for _ in range(self.NOFILE):
@@ -267,14 +263,10 @@ class DescriptorShortageTest(LimitsTestCase):
         cpu = cpu_seconds(lb.pid) - cpu0
         self.assertLess(cpu, 0.2, 'the main loop spins on the stats socket')
 
-    @unittest.expectedFailure
     def test_out_of_descriptors_never_closes_a_client_in_tcp_mode(self):
-        # Known limitation (reported in issue 8's notes): when the descriptor
-        # for the server connection is missing, tcplb has already accepted
-        # the client, and closes it (term=connect_fail) instead of pausing.
-        # With an odd number of spare descriptors it never reaches EMFILE in
-        # accept() and refuses every new connection. Remove the decorator
-        # once tcplb pauses (and retries the connect) instead.
+        # When the descriptor for the server connection is missing, the
+        # accepted client waits (the connect is retried) while the worker
+        # stops accepting, instead of being closed.
         lb, port = self.start_limited('tcp')
         socks, outcomes = [], []
         for i in range(self.NOFILE):
