@@ -221,7 +221,9 @@ static void main_raise_nofile(unsigned long maxconn)
     if (rl.rlim_cur < want)
         log_msg("open files limited to %llu (hard limit): about %llu connections "
                 "fit, below maxconn %lu", (unsigned long long)rl.rlim_cur,
-                (unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0),
+                /* a small limit leaves a smaller reserve for the rest */
+                (unsigned long long)((rl.rlim_cur - (rl.rlim_cur > 512 ? 256
+                                                                       : rl.rlim_cur / 4)) / 2),
                 maxconn);
 }
 
@@ -430,6 +432,12 @@ int main(int argc, char **argv)
     const char *file = NULL;
     int check = 0;
     int opt;
+
+    /* Until the main loop's watchers are installed, a reload or log-reopen
+     * request must not kill the process with the default action (a
+     * supervisor may send SIGHUP while tcplb is still starting). */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
 
     while ((opt = getopt(argc, argv, "f:cVh")) != -1) {
         switch (opt) {

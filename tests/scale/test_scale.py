@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 import harness
 
