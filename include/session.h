@@ -36,6 +36,5 @@ void session_queue_run(struct worker *w);
 /* Ends a session now with <term> (used by shutdown). */
 struct session;
 void session_abort(struct session *s, enum session_term term);
-struct session *session_next(struct session *s);
 
 #endif

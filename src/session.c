@@ -149,11 +149,6 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void session_close(struct session *s, enum session_term term);
 static int session_connect(struct session *s);
 
-struct session *session_next(struct session *s)
-{
-    return s->next;
-}
-
 /* ---- timer --------------------------------------------------------------- */
 
 static void session_timer_arm(struct session *s, ev_tstamp deadline)
