@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
 import time
 import unittest
@@ -46,36 +47,10 @@ def require_bin():
 
 # ---------------------------------------------------------------- ports
 
-_ports_given = set()
-_ports_lock = threading.Lock()
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now.
-
-    Chosen below the kernel's ephemeral range (32768+) so the thousands of
-    outgoing connections the suite makes cannot take it between this call
-    and tcplb's bind, and never handed out twice in one run."""
-    with _ports_lock:
-        for _ in range(200):
-            port = random.randint(20000, 32000)
-            if port in _ports_given:
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            finally:
-                s.close()
-            _ports_given.add(port)
-            return port
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-        s.close()
-        _ports_given.add(port)
-        return port
+# the free-port finder is shared with tools/bench and tools/lab
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'tools'))
+from loopback import free_port  # noqa: E402
 
 
 def dead_port():

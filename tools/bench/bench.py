@@ -27,6 +27,10 @@ import tempfile
 import time
 
 HOST = '127.0.0.1'
+
+# the free-port finder is shared with the test harness
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from loopback import free_port  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 BIG_SIZE = 64 << 20                  # the bulk file, 64 MiB
@@ -215,28 +219,6 @@ def established_at(ports):
     filt = '( %s )' % ' or '.join('sport = :%d' % p for p in sorted(ports))
     return len(set(ss(['state', 'established', filt])))
 
-
-_ports_given = set()
-
-
-def free_port():
-    """A port on 127.0.0.1 nothing listens on, below the ephemeral range so
-    the run's own outgoing connections cannot take it before the bind."""
-    import random
-    for _ in range(500):
-        port = random.randint(20000, 32000)
-        if port in _ports_given:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        _ports_given.add(port)
-        return port
-    raise BenchError('no free port in 20000-32000')
 
 
 def wait_listening(name, p, port, logpath, timeout=10.0):

@@ -44,6 +44,10 @@ REPO = os.path.dirname(os.path.dirname(LAB_DIR))
 APP_DIR = os.path.join(LAB_DIR, 'app')
 HOST = '127.0.0.1'
 
+# the free-port finder is shared with the test harness
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from loopback import free_port  # noqa: E402
+
 START_TIMEOUT = 10.0        # seconds for a daemon to answer after its start
 STOP_TIMEOUT = 10.0         # SIGTERM -> gone within this, else SIGKILL
 CLK_TCK = os.sysconf('SC_CLK_TCK')
@@ -116,27 +120,6 @@ def program_version(argv):
 
 # ---------------------------------------------------------------- ports and /proc
 
-_ports_given = set()
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now, below the
-    kernel's ephemeral range so the lab's own outgoing connections cannot
-    take it before the daemon binds it, never handed out twice."""
-    for _ in range(500):
-        port = random.randint(20000, 32000)
-        if port in _ports_given:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        _ports_given.add(port)
-        return port
-    raise LabError('no free port found on %s' % HOST)
 
 
 def is_listening(port):
