@@ -920,7 +920,8 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     s->pool = ls->conf->pool;
     s->started = ev_now(w->loop);
     s->connect_ms = -1;
-    clock_gettime(CLOCK_REALTIME, &s->wall_start);
+    if (log_access_enabled())          /* only the log line needs it */
+        clock_gettime(CLOCK_REALTIME, &s->wall_start);
     if (addrlen > sizeof(s->client_addr))
         addrlen = sizeof(s->client_addr);
     memcpy(&s->client_addr, addr, addrlen);
