@@ -18,6 +18,7 @@ enum log_target { LOG_STDERR = 0, LOG_OFF, LOG_FILE };
 
 #define CONFIG_WORKERS_MAX 64
 #define CONFIG_ERR_LEN 512
+#define CONFIG_SPLICE_PIPES 64      /* default splice_pipes */
 
 struct global_conf {
     unsigned workers;           /* resolved: "auto" -> CPU count */
@@ -30,6 +31,8 @@ struct global_conf {
     double shutdown_timeout;
     char *user;                 /* owned, NULL: keep the starting user */
     char *group;                /* owned, NULL: the user's primary group */
+    int splice;                 /* 1: bulk transfers go through splice() */
+    unsigned splice_pipes;      /* kernel pipes over all workers */
 };
 
 struct listener_conf {

@@ -13,6 +13,8 @@ struct stats_ctx {
     struct health *health;      /* for admin states; NULL refuses them */
     double started;             /* monotonic seconds at start */
     double (*now)(void);        /* monotonic clock, injectable for tests */
+    struct worker *workers;     /* for splice figures; NULL: none shown as 0 */
+    unsigned nworkers;
 };
 
 /* Appends the `show stat json` object and a newline (also /stats.json). */

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pipe_pool.h"
+
 struct config;
 struct session;
 struct listen_sock;
@@ -46,6 +48,8 @@ struct worker {
 
     struct worker_buf *free_bufs;  /* owned free list */
     unsigned nfree_bufs;
+    struct pipe_pool pipes;        /* kernel pipes for splice(), owned */
+    uint64_t spliced_bytes;        /* moved by splice(); this worker writes */
     uint64_t rng;                  /* xorshift state for schedulers */
 
     void (*on_exit)(struct worker *w);   /* called in the worker thread */
@@ -93,6 +97,13 @@ void worker_buf_put(struct worker *w, char *buf);
 /* Stops accepting for `seconds` (maxconn reached, or out of descriptors)
  * instead of spinning on a listener the worker cannot serve. Worker thread. */
 void worker_pause_accept(struct worker *w, double seconds);
+
+/* Splicing over all workers, for `show info`. Any thread. */
+struct worker_splice_totals {
+    uint64_t pipes_limit;   /* in force: splice_pipes as at start */
+    uint64_t pipes_used, pipes_idle, bytes;
+};
+void worker_splice_sum(struct worker *ws, unsigned n, struct worker_splice_totals *out);
 
 /* Global count of open client connections, for maxconn. */
 int worker_conn_admit(unsigned long maxconn);   /* 1 = admitted and counted */

@@ -323,7 +323,7 @@ static int config_set_string(struct config_parse *p, const char *value, char **o
 
 static const char *const config_global_keys[] = {
     "workers", "maxconn", "stats_socket", "stats_http", "log", "shutdown_timeout",
-    "user", "group",
+    "user", "group", "splice", "splice_pipes",
 };
 
 static int config_global_key(struct config_parse *p, const char *key, const char *value)
@@ -375,6 +375,12 @@ static int config_global_key(struct config_parse *p, const char *key, const char
     }
     if (strcmp(key, "shutdown_timeout") == 0)
         return config_set_duration(p, key, value, &g->shutdown_timeout);
+    if (strcmp(key, "splice") == 0) {
+        static const struct config_word auto_off[] = { { "auto", 1 }, { "off", 0 } };
+        return config_set_word(p, key, value, auto_off, ARRAY_LEN(auto_off), &g->splice);
+    }
+    if (strcmp(key, "splice_pipes") == 0)
+        return config_set_uint(p, key, value, 0, 100000, &g->splice_pipes);
     if (strcmp(key, "user") == 0 || strcmp(key, "group") == 0) {
         if (!config_valid_name(value))
             return config_fail(p, "%s: '%s' is not a valid name", key, value);
@@ -798,6 +804,8 @@ static struct config *config_parse(struct config_parse *p)
     c->global.maxconn = 100000;
     c->global.shutdown_timeout = 10;
     c->global.log = LOG_STDERR;
+    c->global.splice = 1;
+    c->global.splice_pipes = CONFIG_SPLICE_PIPES;
     c->path = strdup(p->file);
     p->cfg = c;
 

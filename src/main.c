@@ -92,7 +92,7 @@ static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static void main_reload_keep_global(struct config *now, struct config *next)
 {
     struct global_conf *g = &now->global, *n = &next->global;
-    const char *kept[4];
+    const char *kept[5];
     size_t nkept = 0;
     if ((g->stats_socket == NULL) != (n->stats_socket == NULL) ||
         (g->stats_socket && strcmp(g->stats_socket, n->stats_socket) != 0))
@@ -103,6 +103,8 @@ static void main_reload_keep_global(struct config *now, struct config *next)
     if (g->log != n->log ||
         (g->log == LOG_FILE && strcmp(g->log_path, n->log_path) != 0))
         kept[nkept++] = "log";
+    if (g->splice_pipes != n->splice_pipes)
+        kept[nkept++] = "splice_pipes";
     for (size_t i = 0; i < nkept; i++)
         log_msg("reload: %s changed; it takes a restart, the running one stays",
                 kept[i]);
@@ -205,26 +207,28 @@ static void main_usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
     log_reopen();
 }
 
-/* Each worker holds two descriptors per connection; ask for what maxconn
- * needs, as far as the hard limit allows, and say so if it falls short. */
-static void main_raise_nofile(unsigned long maxconn)
+/* Each worker holds two descriptors per connection and two per splice
+ * pipe; ask for what maxconn and splice_pipes need, as far as the hard limit
+ * allows, and say so if it falls short. */
+static void main_raise_nofile(unsigned long maxconn, unsigned splice_pipes)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
         return;
-    rlim_t want = (rlim_t)maxconn * 2 + 256;
+    rlim_t want = (rlim_t)maxconn * 2 + (rlim_t)splice_pipes * 2 + 256;
     if (rl.rlim_cur >= want)
         return;
     rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
         return;
-    if (rl.rlim_cur < want)
-        log_msg("open files limited to %llu (hard limit): about %llu connections "
-                "fit, below maxconn %lu", (unsigned long long)rl.rlim_cur,
-                /* a small limit leaves a smaller reserve for the rest */
-                (unsigned long long)((rl.rlim_cur - (rl.rlim_cur > 512 ? 256
-                                                                       : rl.rlim_cur / 4)) / 2),
-                maxconn);
+    if (rl.rlim_cur >= want)
+        return;
+    /* a small limit leaves a smaller reserve for the rest */
+    rlim_t reserve = (rl.rlim_cur > 512 ? 256 : rl.rlim_cur / 4) + (rlim_t)splice_pipes * 2;
+    rlim_t fit = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 0;
+    log_msg("open files limited to %llu (hard limit): about %llu connections "
+            "fit, below maxconn %lu", (unsigned long long)rl.rlim_cur,
+            (unsigned long long)fit, maxconn);
 }
 
 /* Root with a stats socket in a directory others may write to (without
@@ -302,7 +306,7 @@ static int main_run(struct config *config)
         config_unref(config);
         return 1;
     }
-    main_raise_nofile(config->global.maxconn);
+    main_raise_nofile(config->global.maxconn, config->global.splice_pipes);
     if (log_open(&config->global, m->nworkers, err, sizeof(err)) == -1) {
         fprintf(stderr, "tcplb: %s\n", err);
         ev_loop_destroy(m->loop);
@@ -338,6 +342,8 @@ static int main_run(struct config *config)
     m->stats_ctx.health = m->health;
     m->stats_ctx.started = ev_time();
     m->stats_ctx.now = main_now;
+    m->stats_ctx.workers = m->workers;
+    m->stats_ctx.nworkers = m->nworkers;
     if (main_check_socket_dir(config->global.stats_socket, err, sizeof(err)) == -1) {
         fprintf(stderr, "tcplb: %s\n", err);
         goto fail;

@@ -10,6 +10,7 @@
  * idle timeouts: it is re-armed only when it fires or a nearer deadline
  * appears, never per byte. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "listener.h"
 #include "log.h"
 #include "net.h"
+#include "pipe_pool.h"
 #include "pool.h"
 #include "proxy.h"
 #include "scheduler.h"
@@ -37,6 +39,12 @@
 #define SESSION_LINGER 2.0
 /* How long a listener with accept_proxy waits for the PROXY header. */
 #define SESSION_PROXY_TIMEOUT 3.0
+/* Adaptive splice: a read that fills a whole relay buffer means a bulk
+ * transfer, so the direction switches to splice() (no copy through user
+ * memory); a splice() that brings less than this means the burst is over,
+ * and the direction goes back to plain buffers, which cost less for small
+ * request/response exchanges. */
+#define SESSION_SPLICE_MIN (16 * 1024)
 
 /* An IPv4 or IPv6 address: 28 bytes instead of sockaddr_storage's 128,
  * two of them in every session. */
@@ -67,6 +75,9 @@ struct session_side {
 struct session_pipe {       /* bytes flowing toward one side */
     char *buf;              /* from the worker's pool while non-empty */
     uint32_t start, end;
+    struct pipe_fds kp;     /* a kernel pipe while splice() moves bytes */
+    uint32_t in_kp;         /* bytes waiting in kp */
+    int splicing;           /* a bulk transfer: read with splice() */
 };
 
 struct session {
@@ -193,7 +204,7 @@ static void session_side_want(struct session *s, struct session_side *side, int 
 
 static int session_pipe_empty(const struct session_pipe *p)
 {
-    return p->start == p->end;
+    return p->start == p->end && p->in_kp == 0;
 }
 
 static void session_update_io(struct session *s)
@@ -232,12 +243,19 @@ static void session_update_io(struct session *s)
 
 /* ---- buffers --------------------------------------------------------------- */
 
+/* Gives back the buffer and the kernel pipe; bytes still in a kernel pipe
+ * (the session is ending) are dropped with it. */
 static void session_pipe_release(struct session *s, struct session_pipe *p)
 {
     if (p->buf != NULL)
         worker_buf_put(s->worker, p->buf);
     p->buf = NULL;
     p->start = p->end = 0;
+    if (p->in_kp > 0)
+        pipe_pool_discard(&s->worker->pipes, &p->kp);
+    else
+        pipe_pool_put(&s->worker->pipes, &p->kp);
+    p->in_kp = 0;
 }
 
 /* ---- the server connection ---------------------------------------------------- */
@@ -645,7 +663,12 @@ static int session_flush(struct session *s, struct session_side *to,
                          struct session_pipe *p, struct session_side *from)
 {
     while (!session_pipe_empty(p)) {
-        ssize_t n = send(to->fd, p->buf + p->start, p->end - p->start, MSG_NOSIGNAL);
+        ssize_t n;
+        if (p->in_kp > 0)
+            n = splice(p->kp.rd, NULL, to->fd, NULL, p->in_kp,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        else
+            n = send(to->fd, p->buf + p->start, p->end - p->start, MSG_NOSIGNAL);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -654,7 +677,14 @@ static int session_flush(struct session *s, struct session_side *to,
             session_close(s, to == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
             return -1;
         }
-        p->start += (uint32_t)n;
+        if (p->in_kp > 0) {
+            p->in_kp -= (uint32_t)n;
+            struct worker *w = s->worker;
+            __atomic_store_n(&w->spliced_bytes, w->spliced_bytes + (uint64_t)n,
+                             __ATOMIC_RELAXED);
+        } else {
+            p->start += (uint32_t)n;
+        }
         if (to == &s->srv) {
             s->bytes_in += (uint64_t)n;
             counter_add(&s->server->counters[s->worker->id].bytes_in, (uint64_t)n);
@@ -682,19 +712,33 @@ static int session_pump(struct session *s, struct session_side *from,
 {
     if (!session_pipe_empty(p))
         return 0;
-    if (p->buf == NULL) {
-        p->buf = worker_buf_get(s->worker);
-        if (p->buf == NULL)
-            return 0;   /* out of memory: try again on the next event */
-    }
     ssize_t n;
-    do {
-        n = recv(from->fd, p->buf, WORKER_BUF_SIZE, 0);
-    } while (n == -1 && errno == EINTR);
+    if (p->splicing &&
+        (p->kp.rd != -1 || pipe_pool_get(&s->worker->pipes, &p->kp) == 0)) {
+        do {
+            n = splice(from->fd, NULL, p->kp.wr, NULL, s->worker->pipes.pipe_size,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        } while (n == -1 && errno == EINTR);
+        if (n > 0) {
+            p->in_kp = (uint32_t)n;
+            if (n < SESSION_SPLICE_MIN)
+                p->splicing = 0;
+        }
+    } else {
+        if (p->buf == NULL && (p->buf = worker_buf_get(s->worker)) == NULL)
+            return 0;   /* out of memory: try again on the next event */
+        do {
+            n = recv(from->fd, p->buf, WORKER_BUF_SIZE, 0);
+        } while (n == -1 && errno == EINTR);
+        if (n > 0) {
+            p->start = 0;
+            p->end = (uint32_t)n;
+            if (n == WORKER_BUF_SIZE && s->config->global.splice)
+                p->splicing = 1;
+        }
+    }
 
     if (n > 0) {
-        p->start = 0;
-        p->end = (uint32_t)n;
         s->last_activity = ev_now(s->worker->loop);
         if (from == &s->srv)
             s->awaiting_since = 0;
@@ -944,6 +988,8 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
 
     s->client.fd = fd;
     s->srv.fd = -1;
+    s->to_srv.kp.rd = s->to_srv.kp.wr = -1;
+    s->to_client.kp.rd = s->to_client.kp.wr = -1;
     ev_io_init(&s->client.io, session_client_cb, fd, 0);
     ev_io_init(&s->srv.io, session_server_cb, -1, 0);
     ev_init(&s->timer, session_timer_cb);

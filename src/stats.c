@@ -85,6 +85,17 @@ static void stats_show_info(struct stats_ctx *ctx, struct buf *out)
                c->global.maxconn, (long long)worker_conn_count(),
                (unsigned long long)total, (unsigned long long)rejected,
                c->nlisteners, c->npools, (unsigned long long)log_dropped());
+    struct worker_splice_totals sp;
+    worker_splice_sum(ctx->workers, ctx->nworkers, &sp);
+    buf_printf(out,
+               "splice: %s\n"
+               "splice_pipes: %llu\n"
+               "pipes_used: %llu\n"
+               "pipes_idle: %llu\n"
+               "spliced_bytes: %llu\n",
+               c->global.splice ? "auto" : "off", (unsigned long long)sp.pipes_limit,
+               (unsigned long long)sp.pipes_used, (unsigned long long)sp.pipes_idle,
+               (unsigned long long)sp.bytes);
 }
 
 static void stats_show_csv(struct stats_ctx *ctx, struct buf *out)

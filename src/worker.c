@@ -69,6 +69,17 @@ void worker_buf_put(struct worker *w, char *buf)
     w->nfree_bufs++;
 }
 
+void worker_splice_sum(struct worker *ws, unsigned n, struct worker_splice_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; ws != NULL && i < n; i++) {
+        out->pipes_limit += ws[i].pipes.limit;
+        out->pipes_used += pipe_pool_used(&ws[i].pipes);
+        out->pipes_idle += pipe_pool_idle(&ws[i].pipes);
+        out->bytes += __atomic_load_n(&ws[i].spliced_bytes, __ATOMIC_RELAXED);
+    }
+}
+
 void worker_session_add(struct worker *w, struct session *s)
 {
     (void)s;
@@ -203,6 +214,10 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
     if (w->loop == NULL)
         return -1;
     w->config = config_ref(config);
+    /* splice_pipes is shared out over the workers; it takes a restart, so
+     * the descriptors it may take were counted in the open-files limit. */
+    unsigned nw = config->global.workers ? config->global.workers : 1;
+    pipe_pool_init(&w->pipes, (config->global.splice_pipes + nw - 1) / nw);
     pthread_mutex_init(&w->inbox_lock, NULL);
     w->socks = socks;
     w->nsocks = nsocks;
@@ -267,6 +282,7 @@ void worker_free(struct worker *w)
         w->free_bufs = b->next;
         free(b);
     }
+    pipe_pool_free(&w->pipes);
     if (w->loop != NULL)
         ev_loop_destroy(w->loop);
     w->loop = NULL;
