@@ -69,7 +69,9 @@ struct session_side {
     int fd;                 /* owned, -1 when closed */
     int events;             /* what io is registered for */
     int eof;                /* this side sent FIN */
-    int shut;               /* we sent FIN to this side */
+    int shut;               /* we sent FIN to this side (or it is deferred) */
+    int fin_deferred;       /* shut, but shutdown() waits for this side's
+                               own event queued in the same loop pass */
 };
 
 struct session_pipe {       /* bytes flowing toward one side */
@@ -189,10 +191,20 @@ static ev_tstamp session_relay_deadline(const struct session *s)
 
 /* ---- io interest: the one place that derives it ---------------------------- */
 
+/* Sends a FIN that session_send_fin() deferred. */
+static void session_fin_flush(struct session_side *side)
+{
+    if (side->fin_deferred) {
+        side->fin_deferred = 0;
+        shutdown(side->fd, SHUT_WR);
+    }
+}
+
 static void session_side_want(struct session *s, struct session_side *side, int events)
 {
     if (side->fd == -1 || side->events == events)
         return;
+    session_fin_flush(side);   /* stopping the watcher drops its queued event */
     struct ev_loop *loop = s->worker->loop;
     ev_io_stop(loop, &side->io);
     side->events = events;
@@ -210,6 +222,11 @@ static int session_pipe_empty(const struct session_pipe *p)
 static void session_update_io(struct session *s)
 {
     int cev = 0, sev = 0;
+    /* A deferred FIN waits only while its side's event is still queued. */
+    if (!ev_is_pending(&s->client.io))
+        session_fin_flush(&s->client);
+    if (!ev_is_pending(&s->srv.io))
+        session_fin_flush(&s->srv);
     switch (s->state) {
     case SESSION_PROXY_WAIT:
         cev = EV_READ;
@@ -287,7 +304,7 @@ static void session_drop_server(struct session *s)
         if (srv->maxconn > 0 && pool_queue_len(s->pool) > 0)
             session_queue_kick(s->pool);
     }
-    s->srv.eof = s->srv.shut = 0;
+    s->srv.eof = s->srv.shut = s->srv.fin_deferred = 0;
 }
 
 /* ---- close and log ------------------------------------------------------------ */
@@ -649,13 +666,21 @@ static int session_relay_done(const struct session *s)
 }
 
 /* Passes a FIN on to <to>. When that finishes the relay, the caller closes
- * both sockets at once and close() sends the FIN: no shutdown() call, one
- * system call less per connection. */
+ * both sockets at once and close() sends the FIN: no shutdown() call. When
+ * <to>'s own event is already queued in this loop pass (both peers closed
+ * at once, as with one HTTP request per connection), the FIN waits for it:
+ * if it is <to>'s EOF the session closes and no shutdown() is needed at all;
+ * otherwise session_update_io() sends the FIN at the end of that event. */
 static void session_send_fin(struct session *s, struct session_side *to)
 {
     to->shut = 1;
-    if (!session_relay_done(s))
-        shutdown(to->fd, SHUT_WR);
+    if (session_relay_done(s))
+        return;
+    if (ev_is_pending(&to->io)) {
+        to->fin_deferred = 1;
+        return;
+    }
+    shutdown(to->fd, SHUT_WR);
 }
 
 /* Writes what `p` holds to `to`. Returns -1 if the session was closed. */
