@@ -455,6 +455,10 @@ static void session_connect_failed(struct session *s)
 }
 
 static void session_connect_failed(struct session *s);
+static int session_flush(struct session *s, struct session_side *to,
+                         struct session_pipe *p, struct session_side *from);
+static int session_pump(struct session *s, struct session_side *from,
+                        struct session_pipe *p, struct session_side *to);
 
 /* Sends the PROXY header to a server that wants one, before any client byte.
  * The socket has just connected, so its send buffer is empty and the header
@@ -500,6 +504,16 @@ static void session_connected(struct session *s)
     s->last_activity = now;
     s->state = SESSION_RELAYING;
     session_timer_arm(s, session_relay_deadline(s));
+    /* A client usually has sent its first bytes by now (an HTTP request
+     * leaves with the handshake's last ACK, and the server's handshake took
+     * a round trip): read and forward them at once rather than one loop pass
+     * later, when the client's event would say so. A client that has not
+     * costs one recv() that finds nothing. */
+    int r = session_pipe_empty(&s->to_srv)
+                ? session_pump(s, &s->client, &s->to_srv, &s->srv)
+                : session_flush(s, &s->srv, &s->to_srv, &s->client);
+    if (r == -1)
+        return;
     session_update_io(s);
 }
 
