@@ -49,8 +49,8 @@ HAPROXY_MAXPIPES = 128               # 2 fds each; keeps HAProxy under 20,000
 PACKAGES = (('haproxy', 'haproxy'), ('nginx', 'nginx'), ('wrk', 'wrk'),
             ('curl', 'curl'), ('ss', 'iproute2'))
 
-# The order targets run in, within every measurement of every repetition,
-# and the rows of every table. HAProxy (no splice) is the reference.
+# The order targets run in, within every measurement of the first
+# repetition (later ones rotate it), and the rows of every table. HAProxy (no splice) is the reference.
 TARGETS = ('direct', 'tcplb', 'haproxy', 'haproxy-splice', 'haproxy-splice-always', 'nginx')
 # haproxy-splice-always only on request (--targets): on this machine
 # splice-auto hardly ever splices the 64 MiB downloads, splice-response does.
@@ -821,8 +821,13 @@ def bench_run(b):
         for name in a.targets:
             wrk(b.targets[name].port, a.warmup, False)
     for rep in range(a.reps):
+        # Each repetition starts one target further on (A B C, B C A, C A B):
+        # a run leaves up to 131,072 TIME_WAIT sockets and warm or cold
+        # caches behind, so no target should always follow the same one.
+        shift = rep % len(a.targets)
+        order = a.targets[shift:] + a.targets[:shift]
         for kind in MEASURES:
-            for name in a.targets:
+            for name in order:
                 b.check_backends()
                 t = b.targets[name]
                 if t.dead:
