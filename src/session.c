@@ -268,6 +268,8 @@ static void session_pipe_release(struct session *s, struct session_pipe *p)
         worker_buf_put(s->worker, p->buf);
     p->buf = NULL;
     p->start = p->end = 0;
+    if (p->kp.rd == -1)
+        return;
     if (p->in_kp > 0)
         pipe_pool_discard(&s->worker->pipes, &p->kp);
     else
@@ -707,7 +709,7 @@ static int session_flush(struct session *s, struct session_side *to,
             n = splice(p->kp.rd, NULL, to->fd, NULL, p->in_kp,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         else
-            n = send(to->fd, p->buf + p->start, p->end - p->start, MSG_NOSIGNAL);
+            n = net_send(to->fd, p->buf + p->start, p->end - p->start);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -767,7 +769,7 @@ static int session_pump(struct session *s, struct session_side *from,
         if (p->buf == NULL && (p->buf = worker_buf_get(s->worker)) == NULL)
             return 0;   /* out of memory: try again on the next event */
         do {
-            n = recv(from->fd, p->buf, WORKER_BUF_SIZE, 0);
+            n = net_recv(from->fd, p->buf, WORKER_BUF_SIZE);
         } while (n == -1 && errno == EINTR);
         if (n > 0) {
             p->start = 0;
