@@ -785,9 +785,10 @@ static int session_pump(struct session *s, struct session_side *from,
             s->awaiting_since = 0;
         return session_flush(s, to, p, from);
     }
+    int read_errno = errno;     /* before the release, which may call libc */
     session_pipe_release(s, p);
     if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (read_errno == EAGAIN || read_errno == EWOULDBLOCK)
             return 0;
         goto reset;
     }
