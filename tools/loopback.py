@@ -1,5 +1,6 @@
 """Loopback helpers shared by the test harness, the benchmark and the lab:
-a free TCP port on 127.0.0.1 for a server that will bind it next."""
+a free TCP port on 127.0.0.1 for a server that will bind it next, and one
+request/answer exchange with a server that closes after answering."""
 
 import random
 import socket
@@ -38,3 +39,21 @@ def free_port():
             s.close()
         _given.add(port)
         return port
+
+
+def exchange(port, request, timeout=5.0):
+    """Connects to 127.0.0.1:port, sends the bytes `request` and returns
+    everything the server sends until it closes (an HTTP request with
+    `Connection: close`, for one)."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        s.sendall(request)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        s.close()
+    return b''.join(chunks)

@@ -30,7 +30,7 @@ HOST = '127.0.0.1'
 
 # the free-port finder is shared with the test harness
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from loopback import free_port  # noqa: E402
+from loopback import exchange, free_port  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 BIG_SIZE = 64 << 20                  # the bulk file, 64 MiB
@@ -565,17 +565,8 @@ class Bench:
 
 
 def http_get(port, path, timeout=5.0):
-    s = socket.create_connection((HOST, port), timeout=timeout)
-    try:
-        s.sendall(('GET %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' % path).encode())
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
+    data = exchange(port, ('GET %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n'
+                           % path).encode(), timeout)
     head, _, body = data.partition(b'\r\n\r\n')
     m = re.match(rb'HTTP/1\.\d (\d+)', head)
     return (int(m.group(1)) if m else 0), body

@@ -46,7 +46,7 @@ HOST = '127.0.0.1'
 
 # the free-port finder is shared with the test harness
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from loopback import free_port  # noqa: E402
+from loopback import exchange, free_port  # noqa: E402
 
 START_TIMEOUT = 10.0        # seconds for a daemon to answer after its start
 STOP_TIMEOUT = 10.0         # SIGTERM -> gone within this, else SIGKILL
@@ -235,21 +235,11 @@ def http_get(port, path='/', proxy_from=None, timeout=5.0):
     """One GET on 127.0.0.1:port; with proxy_from an IPv4 address, a PROXY
     protocol v1 header from it comes first. Returns (status, headers dict
     with lower-case names, body)."""
-    s = socket.create_connection((HOST, port), timeout=timeout)
-    try:
-        req = b''
-        if proxy_from:
-            req += ('PROXY TCP4 %s %s 40000 %d\r\n' % (proxy_from, HOST, port)).encode()
-        req += ('GET %s HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n' % path).encode()
-        s.sendall(req)
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
+    req = b''
+    if proxy_from:
+        req += ('PROXY TCP4 %s %s 40000 %d\r\n' % (proxy_from, HOST, port)).encode()
+    req += ('GET %s HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n' % path).encode()
+    data = exchange(port, req, timeout)
     head, _, body = data.partition(b'\r\n\r\n')
     lines = head.decode('latin-1').split('\r\n')
     if not lines or not lines[0].startswith('HTTP/'):
