@@ -54,6 +54,11 @@ int net_connect(const struct net_addr *addr, int *done);
 
 int net_set_nodelay(int fd);
 
+/* 1 if errno says this process or host ran out of descriptors or memory:
+ * an accept() that fails so leaves the client in the backlog, and the
+ * caller should pause accepting a little rather than spin on it. */
+int net_error_is_starved(int err);
+
 /* 1 if a failed socket()/connect() errno is this host's shortage (no
  * descriptor, no local port, no memory) rather than the peer's answer. */
 int net_error_is_local(int err);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "net.h"
 #include "session.h"
 #include "worker.h"
 
@@ -77,7 +78,7 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             listener_release(ls->conf);
             if (err == EINTR || err == ECONNABORTED)
                 continue;
-            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+            if (net_error_is_starved(err)) {
                 log_msg("worker %u: accept on listener %s: %s; pausing accepts "
                         "for 100ms", w->id, ls->conf->name, strerror(err));
                 worker_pause_accept(w, 0.1);

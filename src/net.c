@@ -139,10 +139,14 @@ const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t buflen)
     return buf;
 }
 
+int net_error_is_starved(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 int net_error_is_local(int err)
 {
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL || err == EAGAIN;
+    return net_error_is_starved(err) || err == EADDRNOTAVAIL || err == EAGAIN;
 }
 
 int net_set_nodelay(int fd)

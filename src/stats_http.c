@@ -169,7 +169,7 @@ static void stats_http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (;;) {
         int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (net_error_is_starved(errno)) {
                 ev_io_stop(loop, &h->io);
                 ev_timer_set(&h->resume, 0.1, 0);
                 ev_timer_start(loop, &h->resume);

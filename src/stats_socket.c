@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "net.h"
 #include "stats.h"
 #include "stats_socket.h"
 #include "util.h"
@@ -157,7 +158,7 @@ static void stats_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (;;) {
         int fd = accept4(ss->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (net_error_is_starved(errno)) {
                 /* the client stays in the backlog: retry later, do not spin */
                 ev_io_stop(loop, &ss->io);
                 ev_timer_set(&ss->resume, 0.1, 0);

@@ -335,6 +335,27 @@ static void test_listen_and_connect_over_ipv6_loopback(void **state)
     close(lfd);
 }
 
+/* Starved (pause accepting) is part of local (do not blame the server);
+ * a refusal or a reset is neither. */
+static void test_error_classes(void **state)
+{
+    (void)state;
+    const int starved[] = { EMFILE, ENFILE, ENOBUFS, ENOMEM };
+    for (size_t i = 0; i < sizeof(starved) / sizeof(starved[0]); i++) {
+        assert_true(net_error_is_starved(starved[i]));
+        assert_true(net_error_is_local(starved[i]));
+    }
+    assert_false(net_error_is_starved(EADDRNOTAVAIL));
+    assert_true(net_error_is_local(EADDRNOTAVAIL));
+    assert_false(net_error_is_starved(EAGAIN));
+    assert_true(net_error_is_local(EAGAIN));
+    const int remote[] = { ECONNREFUSED, ECONNRESET, ETIMEDOUT, EHOSTUNREACH };
+    for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+        assert_false(net_error_is_starved(remote[i]));
+        assert_false(net_error_is_local(remote[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_reuseport_lets_two_listeners_share_a_port),
         cmocka_unit_test(test_listen_on_busy_port_reports_address),
         cmocka_unit_test(test_listen_and_connect_over_ipv6_loopback),
+        cmocka_unit_test(test_error_classes),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL) ? 1 : 0;
 }
