@@ -5,8 +5,10 @@ BUILD    ?= build
 CC       ?= gcc
 OPTFLAGS ?= -O2 -g
 SANFLAGS ?=
+# -MMD -MP: every object also writes the headers it read (build/**/*.d,
+# included below), so changing a header rebuilds exactly what uses it.
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(SANFLAGS) -Wall -Wextra -Iinclude \
-            -fno-strict-aliasing -pthread \
+            -fno-strict-aliasing -pthread -MMD -MP \
             $(shell pkg-config --cflags inih 2>/dev/null) \
             $(shell pkg-config --cflags libev 2>/dev/null)
 LDFLAGS  += $(SANFLAGS) -pthread
@@ -20,7 +22,7 @@ LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))
 MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-TOOLS    := $(BUILD)/tcplb-backend $(BUILD)/skewload
+TOOLS    := $(BUILD)/tcplb-backend $(BUILD)/skewload $(BUILD)/pick_bench
 
 .PHONY: all deps test-deps run test unit integration asan-test clean
 all: $(BUILD)/tcplb $(TOOLS)
@@ -30,7 +32,7 @@ deps:
 test-deps:
 	@sh tools/deps.sh test
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
@@ -53,6 +55,11 @@ $(BUILD)/tcplb: $(LIB_OBJS) $(MAIN_OBJ)
 $(BUILD)/tcplb-backend: tools/backend/backend.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBEV) -lm
 
+# The scheduler micro-benchmark (tools/bench/README.md), built with everything
+# else so that it cannot rot; run by hand, never by the tests.
+$(BUILD)/pick_bench: tools/bench/pick_bench.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 # skewload (tools/skewload) builds from its own objects; its unit tests,
 # tests/unit/test_skewload*.c, link those without main.o (a shorter stem, so
 # this rule wins over the one below). -Itools/skewload goes first so its
@@ -60,7 +67,7 @@ $(BUILD)/tcplb-backend: tools/backend/backend.c | $(BUILD)/obj
 SKEW_OBJS := $(patsubst tools/skewload/%.c,$(BUILD)/obj/skewload/%.o,\
              $(filter-out tools/skewload/main.c,$(wildcard tools/skewload/*.c)))
 
-$(BUILD)/obj/skewload/%.o: tools/skewload/%.c $(wildcard tools/skewload/*.h)
+$(BUILD)/obj/skewload/%.o: tools/skewload/%.c
 	@mkdir -p $(@D)
 	$(CC) -Itools/skewload $(CFLAGS) -c -o $@ $<
 
@@ -142,3 +149,5 @@ fuzz-replay: $(FUZZ_BINS)
 
 clean:
 	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -8,14 +8,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "client_key.h"
 
 #define CLIENT_NONE UINT32_MAX
-
-struct client_key {
-    uint8_t len;                /* 4 (IPv4), 16 (IPv6), 0 = unknown */
-    uint8_t bytes[16];
-};
 
 struct client_stat {
     struct client_key key;
@@ -41,12 +37,6 @@ void client_table_free(struct client_table *t);    /* NULL is a no-op */
  * <to> is not in use yet. */
 void client_table_copy(struct client_table *from, struct client_table *to,
                        const uint32_t *map, uint32_t map_len);
-
-/* The key of sa's IP address (IPv4-mapped IPv6 counts as IPv4). */
-void client_key_from_addr(const struct sockaddr *sa, struct client_key *k);
-/* Writes the IP as text. */
-const char *client_key_str(const struct client_key *k, char *buf, size_t len);
-int client_key_parse(const char *text, struct client_key *k);   /* 0/-1 */
 
 /* The server <k> was last placed on, if that was less than <timeout>
  * seconds before <now>; refreshes its last use. 1 = found. Any thread. */

@@ -7,7 +7,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 struct pool;
 struct server;
@@ -15,8 +14,8 @@ struct client_key;
 
 /* What pick() knows of the connection to place. */
 struct sched_request {
-    const struct sockaddr *client;   /* may be NULL in tests */
-    const struct client_key *key;    /* client IP for persistence; may be NULL */
+    const struct client_key *key;    /* the client's IP (persistence, source
+                                        hashing); may be NULL */
     const uint32_t *tried;           /* server indexes already tried */
     size_t ntried;
     double now;                      /* seconds, monotonic */
@@ -27,8 +26,17 @@ struct sched_request {
                                         its own server */
 };
 
+/* What an algorithm is, for the layers above it. */
+enum sched_flags {
+    /* Places a client by the hash of its IP (consistent hashing): `which`
+     * answers `hash` or `spill` instead of `schedule`, and a spill is
+     * reported through sched_request.spilled. */
+    SCHED_HASHES_CLIENT = 1 << 0,
+};
+
 struct sched_ops {
     const char *name;
+    unsigned flags;                  /* enum sched_flags */
     /* Builds the algorithm's state for <pool> (servers known, weights set).
      * Main thread. NULL on ENOMEM. */
     void *(*init)(struct pool *pool);
@@ -79,13 +87,6 @@ int sched_eligible(const struct sched_request *req, const struct server *srv);
 /* Compares load per unit weight: <0 if a is less loaded than b, 0 if equal,
  * >0 if more. Uses the shared active counts. */
 int sched_load_cmp(const struct server *a, const struct server *b);
-
-/* A fixed 64-bit hash of bytes (no per-process seed, so every tcplb maps a
- * key the same way). */
-uint64_t sched_hash(const void *data, size_t len, uint64_t salt);
-
-/* Bytes of the client's IP (4 or 16) for hashing; 0 when unknown. */
-size_t sched_client_key(const struct sockaddr *client, const uint8_t **key);
 
 extern const struct sched_ops sched_roundrobin;
 extern const struct sched_ops sched_leastconn;

@@ -5,14 +5,11 @@
  * recently used entry of the whole table goes (the oldest of the stripes'
  * LRU tails), so the bound and the eviction order do not depend on how the
  * hash spreads the clients. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_table.h"
-#include "scheduler.h"
 #include "util.h"
 
 #define CLIENT_STRIPES 32
@@ -38,57 +35,6 @@ struct client_table {
     size_t capacity;
     size_t count __attribute__((aligned(CACHE_LINE)));   /* atomic */
 };
-
-void client_key_from_addr(const struct sockaddr *sa, struct client_key *k)
-{
-    memset(k, 0, sizeof(*k));
-    if (sa == NULL)
-        return;
-    if (sa->sa_family == AF_INET) {
-        k->len = 4;
-        memcpy(k->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            k->len = 4;
-            memcpy(k->bytes, &a->s6_addr[12], 4);
-        } else {
-            k->len = 16;
-            memcpy(k->bytes, a, 16);
-        }
-    }
-}
-
-const char *client_key_str(const struct client_key *k, char *buf, size_t len)
-{
-    if (k->len == 4)
-        inet_ntop(AF_INET, k->bytes, buf, (socklen_t)len);
-    else if (k->len == 16)
-        inet_ntop(AF_INET6, k->bytes, buf, (socklen_t)len);
-    else if (len > 0)
-        buf[0] = '\0';
-    return buf;
-}
-
-int client_key_parse(const char *text, struct client_key *k)
-{
-    memset(k, 0, sizeof(*k));
-    if (inet_pton(AF_INET, text, k->bytes) == 1) {
-        k->len = 4;
-        return 0;
-    }
-    struct in6_addr a;
-    if (inet_pton(AF_INET6, text, &a) != 1)
-        return -1;
-    if (IN6_IS_ADDR_V4MAPPED(&a)) {
-        k->len = 4;
-        memcpy(k->bytes, &a.s6_addr[12], 4);
-    } else {
-        k->len = 16;
-        memcpy(k->bytes, a.s6_addr, 16);
-    }
-    return 0;
-}
 
 struct client_table *client_table_new(size_t capacity)
 {
@@ -141,7 +87,7 @@ void client_table_free(struct client_table *t)
 
 static uint64_t client_hash(const struct client_key *k)
 {
-    return sched_hash(k->bytes, k->len, CLIENT_SALT);
+    return client_key_hash(k, CLIENT_SALT);
 }
 
 static struct client_stripe *client_stripe_of(struct client_table *t, uint64_t h)
@@ -159,7 +105,7 @@ static struct client_entry *client_find(struct client_stripe *s, uint64_t h,
                                         const struct client_key *k)
 {
     for (struct client_entry *e = *client_bucket(s, h); e != NULL; e = e->chain)
-        if (e->stat.key.len == k->len && memcmp(e->stat.key.bytes, k->bytes, k->len) == 0)
+        if (client_key_equal(&e->stat.key, k))
             return e;
     return NULL;
 }

@@ -1,7 +1,7 @@
 /* sched.c — the registry of scheduling algorithms (name -> ops table) and the
  * one call sessions use to place a connection. The algorithms live one per
  * file (sched_rr.c, ...). */
-#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "client_table.h"
@@ -26,7 +26,15 @@ const struct sched_ops *sched_find(const char *name)
 
 const char *sched_names(void)
 {
-    return "roundrobin leastconn random2 source";
+    /* built from the table, so a new algorithm is listed by being added */
+    static char names[128];
+    if (names[0] == '\0') {
+        size_t len = 0;
+        for (size_t i = 0; i < ARRAY_LEN(sched_all) && len < sizeof(names); i++)
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+                                    i ? " " : "", sched_all[i]->name);
+    }
+    return names;
 }
 
 int sched_tried(const struct sched_request *req, uint32_t index)
@@ -74,44 +82,6 @@ int sched_load_cmp(const struct server *a, const struct server *b)
     return (lhs > rhs) - (lhs < rhs);
 }
 
-uint64_t sched_hash(const void *data, size_t len, uint64_t salt)
-{
-    /* FNV-1a, then a murmur3 finaliser so that nearby keys (consecutive IPs)
-     * spread over the whole range. */
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL ^ salt;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-size_t sched_client_key(const struct sockaddr *client, const uint8_t **key)
-{
-    if (client == NULL)
-        return 0;
-    if (client->sa_family == AF_INET) {
-        *key = (const uint8_t *)&((const struct sockaddr_in *)client)->sin_addr;
-        return 4;
-    }
-    if (client->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)client)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {      /* the IPv4 client it is */
-            *key = &a->s6_addr[12];
-            return 4;
-        }
-        *key = a->s6_addr;
-        return 16;
-    }
-    return 0;
-}
-
 struct server *sched_pick(struct pool *pool, const struct sched_request *req)
 {
     enum sched_why why;
@@ -156,7 +126,7 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
         }
     }
     if (s != NULL) {
-        if (pool->sched == &sched_source)
+        if (pool->sched->flags & SCHED_HASHES_CLIENT)
             *why = spilled ? SCHED_WHY_SPILL : SCHED_WHY_HASH;
         else
             *why = SCHED_WHY_SCHEDULE;

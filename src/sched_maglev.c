@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_key.h"
+#include "hash.h"
 #include "pool.h"
 #include "scheduler.h"
 #include "util.h"
@@ -52,8 +54,8 @@ static void maglev_build(struct sched_maglev *m, struct pool *pool)
         if (weight[i] > max_weight)
             max_weight = weight[i];
         size_t len = strlen(s->name);
-        offset[i] = sched_hash(s->name, len, MAGLEV_SALT_OFFSET) % MAGLEV_SIZE;
-        skip[i] = sched_hash(s->name, len, MAGLEV_SALT_SKIP) % (MAGLEV_SIZE - 1) + 1;
+        offset[i] = hash_bytes(s->name, len, MAGLEV_SALT_OFFSET) % MAGLEV_SIZE;
+        skip[i] = hash_bytes(s->name, len, MAGLEV_SALT_SKIP) % (MAGLEV_SIZE - 1) + 1;
     }
     for (uint32_t k = 0; k < MAGLEV_SIZE; k++)
         __atomic_store_n(&slots[k], MAGLEV_EMPTY, __ATOMIC_RELAXED);
@@ -142,9 +144,8 @@ static struct server *maglev_pick(void *state, struct pool *pool,
     struct sched_maglev *m = state;
     const uint32_t *slots =
         m->slots[__atomic_load_n(&m->published, __ATOMIC_ACQUIRE) & 1u];
-    const uint8_t *key = NULL;
-    size_t keylen = sched_client_key(req->client, &key);
-    uint64_t h = keylen ? sched_hash(key, keylen, MAGLEV_SALT_CLIENT) : req->random;
+    uint64_t h = req->key != NULL && req->key->len
+                     ? client_key_hash(req->key, MAGLEV_SALT_CLIENT) : req->random;
     uint32_t start = (uint32_t)(h % MAGLEV_SIZE);
     struct maglev_load load = { 0, 0 };
     if (pool->balance_factor > 0)
@@ -187,6 +188,7 @@ static void maglev_free(void *state)
 
 const struct sched_ops sched_source = {
     .name = "source",
+    .flags = SCHED_HASHES_CLIENT,
     .init = maglev_init,
     .pick = maglev_pick,
     .server_changed = maglev_server_changed,

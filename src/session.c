@@ -563,7 +563,6 @@ static int session_connect(struct session *s)
             s->pool->queue_timeout > 0)
             return session_enqueue(s, 0);
         struct sched_request req = {
-            .client = (const struct sockaddr *)&s->client_addr,
             .key = &s->key,
             .tried = s->tried,
             .ntried = s->ntried,

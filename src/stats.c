@@ -356,23 +356,11 @@ static void stats_which(struct stats_ctx *ctx, const char *pool_name, const char
         return;
     }
     struct client_key key;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
     if (client_key_parse(ip, &key) == -1) {
         buf_printf(out, "error: '%.64s' is not an IPv4 or IPv6 address\n", ip);
         return;
     }
-    if (key.len == 4) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        memcpy(&sin->sin_addr, key.bytes, 4);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        memcpy(&sin6->sin6_addr, key.bytes, 16);
-    }
     struct sched_request req = {
-        .client = (const struct sockaddr *)&ss,
         .key = &key,
         .now = ctx->now(),
         .random = (uint64_t)(ctx->now() * 1e6),

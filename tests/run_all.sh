@@ -7,21 +7,30 @@ build=${1:-build}
 cd "$(dirname "$0")/.."
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+rc=$(mktemp)
+trap 'rm -f "$out" "$rc"' EXIT
 status=0
-sh tests/run_unit.sh "$build" 2>&1 | tee "$out" || status=1
-grep -q '^unit: ' "$out" || status=1
-python3 tests/integration/run.py --build "$build" 2>&1 | tee -a "$out" || status=1
-grep -q '^integration: ' "$out" || status=1
-python3 tests/integration/run.py --build "$build" --dir tests/chaos 2>&1 | tee -a "$out" || status=1
-grep -q '^chaos: ' "$out" || status=1
+
+# Runs one suite with its output shown and kept in $out. A pipe into tee
+# would report tee's exit status, so the suite's own is passed through a
+# file; a suite fails when it exits non-zero or never prints its closing
+# "LABEL: " line.
+suite() {
+    label=$1
+    shift
+    { "$@" 2>&1; echo $? >"$rc"; } | tee -a "$out"
+    [ "$(cat "$rc")" = 0 ] || status=1
+    grep -q "^$label: " "$out" || status=1
+}
+
+suite unit sh tests/run_unit.sh "$build"
+suite integration python3 tests/integration/run.py --build "$build"
+suite chaos python3 tests/integration/run.py --build "$build" --dir tests/chaos
 # tests/scale: 9,000 connections and a 60 s soak (about 80 s)
-python3 tests/integration/run.py --build "$build" --dir tests/scale 2>&1 | tee -a "$out" || status=1
-grep -q '^scale: ' "$out" || status=1
+suite scale python3 tests/integration/run.py --build "$build" --dir tests/scale
 # the fuzz corpus (tests/fuzz/corpus/), each input once through the targets
 # built for this build's flags (inherited from `make test`)
-make --no-print-directory -s BUILD="$build" fuzz-replay 2>&1 | tee -a "$out" || status=1
-grep -q '^fuzz: ' "$out" || status=1
+suite fuzz make --no-print-directory -s BUILD="$build" fuzz-replay
 
 passed=0 failed=0
 for line in $(grep -E '^(unit|integration|chaos|scale|fuzz): [0-9]+ passed, [0-9]+ failed' "$out" |

@@ -67,8 +67,7 @@ static struct client client_n(uint32_t i)
 static struct server *pick(struct pool *p, const struct client *cl, double now,
                            enum sched_why *why)
 {
-    struct sched_request req = { .client = (const struct sockaddr *)&cl->sin,
-                                 .key = &cl->key, .now = now, .random = 42 };
+    struct sched_request req = { .key = &cl->key, .now = now, .random = 42 };
     enum sched_why dummy;
     return sched_pick_why(p, &req, why ? why : &dummy);
 }
@@ -301,8 +300,7 @@ static void test_tried_server_is_not_returned(void **state)
     enum sched_why why;
     struct server *mine = connect_at(p, &me, 100, &why);
     uint32_t tried[3] = { mine->index };
-    struct sched_request req = { .client = (const struct sockaddr *)&me.sin,
-                                 .key = &me.key, .now = 101, .tried = tried,
+    struct sched_request req = { .key = &me.key, .now = 101, .tried = tried,
                                  .ntried = 1 };
     struct server *s = sched_pick_why(p, &req, &why);
     assert_non_null(s);
@@ -350,8 +348,7 @@ static void test_persist_over_random2(void **state)
     enum sched_why why;
     struct server *mine = connect_at(p, &me, 100, &why);
     for (uint64_t r = 0; r < 50; r++) {
-        struct sched_request req = { .client = (const struct sockaddr *)&me.sin,
-                                     .key = &me.key, .now = 101,
+        struct sched_request req = { .key = &me.key, .now = 101,
                                      .random = r * 0x9e3779b97f4a7c15ULL };
         assert_ptr_equal(sched_pick_why(p, &req, &why), mine);
         assert_int_equal(why, SCHED_WHY_PERSIST);

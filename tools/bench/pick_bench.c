@@ -113,7 +113,6 @@ static double bench_run(struct pool *p, const struct bench_client *clients, int 
         }
         const struct bench_client *cl = &clients[(unsigned long)i % BENCH_KEYS];
         struct sched_request req = {
-            .client = (const struct sockaddr *)&cl->sin,
             .key = &cl->key,
             .now = now,
             .random = bench_rng(&x),
