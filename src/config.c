@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "proxy.h"
+#include "proxy_proto.h"
 #include "scheduler.h"
 
 #define CONFIG_NAME_MAX 64

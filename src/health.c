@@ -17,7 +17,7 @@
 #include "log.h"
 #include "net.h"
 #include "pool.h"
-#include "proxy.h"
+#include "proxy_proto.h"
 #include "util.h"
 
 enum health_phase { PHASE_IDLE, PHASE_CONNECTING, PHASE_SENDING, PHASE_READING };
@@ -403,7 +403,7 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
             ev_init(&c->timer, health_timer_cb);
             /* A server that wants the PROXY header gets one with its checks
              * too (UNKNOWN / LOCAL: the check is the proxy's own). */
-            size_t hdr = proxy_build((enum proxy_version)c->srv->send_proxy, NULL, NULL,
+            size_t hdr = proxy_proto_build((enum proxy_version)c->srv->send_proxy, NULL, NULL,
                                      (uint8_t *)c->request);
             int len = snprintf(c->request + hdr, sizeof(c->request) - hdr,
                                "GET %s HTTP/1.1\r\nHost: %s\r\n"

@@ -28,7 +28,7 @@
 #include "net.h"
 #include "pipe_pool.h"
 #include "pool.h"
-#include "proxy.h"
+#include "proxy_proto.h"
 #include "scheduler.h"
 #include "session.h"
 #include "util.h"
@@ -474,7 +474,7 @@ static int session_send_proxy(struct session *s)
             memset(&s->local_addr, 0, sizeof(s->local_addr));
         s->local_known = 1;
     }
-    size_t n = proxy_build((enum proxy_version)s->server->send_proxy,
+    size_t n = proxy_proto_build((enum proxy_version)s->server->send_proxy,
                            (const struct sockaddr *)&s->client_addr,
                            (const struct sockaddr *)&s->local_addr, hdr);
     ssize_t w = send(s->srv.fd, hdr, n, MSG_NOSIGNAL);
@@ -838,7 +838,7 @@ static void session_proxy_read(struct session *s)
     size_t consumed = 0;
     int has_addr = 0;
     struct sockaddr_storage src, dst;
-    enum proxy_parse_result r = proxy_parse((const uint8_t *)p->buf, p->end, &consumed,
+    enum proxy_proto_result r = proxy_proto_parse((const uint8_t *)p->buf, p->end, &consumed,
                                             &src, &dst, &has_addr);
     if (r == PROXY_PARSE_MORE && p->end < PROXY_HEADER_MAX)
         return;

@@ -1,22 +1,22 @@
 /* fuzz_proxy.c — libFuzzer target for the PROXY protocol parser,
- * proxy_parse(), over the first bytes a client sent to an accept_proxy
+ * proxy_proto_parse(), over the first bytes a client sent to an accept_proxy
  * listener. Besides memory errors it checks what session.c relies on: a
  * header that parses is no longer than the input, every shorter read of it
  * (the header arriving in pieces) asks for more instead of calling it bad,
- * and the addresses it carries come back unchanged through proxy_build()
- * and proxy_parse() in both versions. */
+ * and the addresses it carries come back unchanged through proxy_proto_build()
+ * and proxy_proto_parse() in both versions. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "proxy.h"
+#include "proxy_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fuzz_proxy_result {
-    enum proxy_parse_result r;
+    enum proxy_proto_result r;
     size_t consumed;
     struct sockaddr_storage src, dst;
     int has_addr;
@@ -31,7 +31,7 @@ static void fuzz_proxy_parse(const uint8_t *data, size_t n, struct fuzz_proxy_re
         abort();
     memcpy(copy, data, n);
     memset(res, 0, sizeof(*res));
-    res->r = proxy_parse(copy, n, &res->consumed, &res->src, &res->dst, &res->has_addr);
+    res->r = proxy_proto_parse(copy, n, &res->consumed, &res->src, &res->dst, &res->has_addr);
     free(copy);
 }
 
@@ -57,7 +57,7 @@ static int fuzz_proxy_same_addr(const struct sockaddr_storage *a,
 static void fuzz_proxy_round_trip(enum proxy_version v, const struct fuzz_proxy_result *got)
 {
     uint8_t hdr[PROXY_HEADER_MAX];
-    size_t n = proxy_build(v, (const struct sockaddr *)&got->src,
+    size_t n = proxy_proto_build(v, (const struct sockaddr *)&got->src,
                            (const struct sockaddr *)&got->dst, hdr);
     if (n == 0 || n > PROXY_HEADER_MAX || (v == PROXY_V1 && n > PROXY_V1_MAX))
         abort();
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_proxy_result got;
     memset(&got, 0, sizeof(got));
-    got.r = proxy_parse(data, size, &got.consumed, &got.src, &got.dst, &got.has_addr);
+    got.r = proxy_proto_parse(data, size, &got.consumed, &got.src, &got.dst, &got.has_addr);
     if (got.r != PROXY_PARSE_DONE)
         return 0;
     if (got.consumed == 0 || got.consumed > size || got.consumed > PROXY_HEADER_MAX)

@@ -1,4 +1,4 @@
-/* test_proxy.c — proxy.c against HAProxy's proxy-protocol.txt: v1 and v2
+/* test_proxy_proto.c — proxy_proto.c against HAProxy's proxy-protocol.txt: v1 and v2
  * headers byte-exact for IPv4, IPv6 and mixed families, build -> parse round
  * trips, incremental parsing fed a byte at a time (with TLVs and payload
  * after the header), a table of malformed headers that must be BAD, and a
@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "proxy.h"
+#include "proxy_proto.h"
 #include "util.h"
 
 static const uint8_t v2_sig[12] = {
@@ -62,14 +62,14 @@ static const char *ip_of(const struct sockaddr_storage *ss, char *out, size_t si
     return out;
 }
 
-/* proxy_build into a heap buffer of exactly PROXY_HEADER_MAX bytes. */
+/* proxy_proto_build into a heap buffer of exactly PROXY_HEADER_MAX bytes. */
 static size_t build(enum proxy_version v, const struct sockaddr_storage *src,
                     const struct sockaddr_storage *dst, uint8_t *out)
 {
     uint8_t *tmp = malloc(PROXY_HEADER_MAX);
     assert_non_null(tmp);
     memset(tmp, 0xAA, PROXY_HEADER_MAX);
-    size_t n = proxy_build(v, (const struct sockaddr *)src, (const struct sockaddr *)dst, tmp);
+    size_t n = proxy_proto_build(v, (const struct sockaddr *)src, (const struct sockaddr *)dst, tmp);
     assert_true(n <= PROXY_HEADER_MAX);
     memcpy(out, tmp, n);
     free(tmp);
@@ -77,13 +77,13 @@ static size_t build(enum proxy_version v, const struct sockaddr_storage *src,
 }
 
 struct parsed {
-    enum proxy_parse_result r;
+    enum proxy_proto_result r;
     size_t consumed;
     int has_addr;
     struct sockaddr_storage src, dst;
 };
 
-/* proxy_parse over a heap copy of exactly len bytes. */
+/* proxy_proto_parse over a heap copy of exactly len bytes. */
 static struct parsed parse(const void *buf, size_t len)
 {
     struct parsed p;
@@ -94,12 +94,12 @@ static struct parsed parse(const void *buf, size_t len)
     assert_non_null(copy);
     if (len)
         memcpy(copy, buf, len);
-    p.r = proxy_parse(copy, len, &p.consumed, &p.src, &p.dst, &p.has_addr);
+    p.r = proxy_proto_parse(copy, len, &p.consumed, &p.src, &p.dst, &p.has_addr);
     free(copy);
     return p;
 }
 
-static const char *result_str(enum proxy_parse_result r)
+static const char *result_str(enum proxy_proto_result r)
 {
     switch (r) {
     case PROXY_PARSE_MORE: return "MORE";
@@ -835,7 +835,7 @@ static size_t fuzz_buffer(uint8_t *buf, size_t cap)
                                                                 : "2001:db8::2",
                                          (uint16_t)rng());
         uint8_t hdr[PROXY_HEADER_MAX];
-        size_t n = proxy_build(rng() & 1 ? PROXY_V1 : PROXY_V2, (struct sockaddr *)&s,
+        size_t n = proxy_proto_build(rng() & 1 ? PROXY_V1 : PROXY_V2, (struct sockaddr *)&s,
                                (struct sockaddr *)&d, hdr);
         size_t flips = rng_below(4);
         for (size_t f = 0; f < flips && n > 0; f++)

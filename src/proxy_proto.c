@@ -1,5 +1,5 @@
-/* proxy.c — PROXY protocol v1 (text) and v2 (binary) headers (see proxy.h).
- * The parser is strict: anything the spec does not allow is BAD, so a
+/* proxy_proto.c — PROXY protocol v1 (text) and v2 (binary) headers (see
+ * proxy_proto.h). The parser is strict: anything the spec does not allow is BAD, so a
  * listener that expects the header never mistakes a client's bytes for one. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy.h"
+#include "proxy_proto.h"
 
 static const uint8_t proxy_v2_sig[12] = {
     0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
@@ -75,7 +75,7 @@ static size_t proxy_build_v2(const struct sockaddr *src, const struct sockaddr *
     return PROXY_V2_FIXED + len;
 }
 
-size_t proxy_build(enum proxy_version v, const struct sockaddr *src,
+size_t proxy_proto_build(enum proxy_version v, const struct sockaddr *src,
                    const struct sockaddr *dst, uint8_t *out)
 {
     if (v == PROXY_V1)
@@ -105,7 +105,7 @@ static int proxy_parse_port(const char *text, uint16_t *port)
     return 0;
 }
 
-static enum proxy_parse_result proxy_parse_v1(const uint8_t *buf, size_t len,
+static enum proxy_proto_result proxy_parse_v1(const uint8_t *buf, size_t len,
                                               size_t *consumed,
                                               struct sockaddr_storage *src,
                                               struct sockaddr_storage *dst, int *has_addr)
@@ -185,7 +185,7 @@ static enum proxy_parse_result proxy_parse_v1(const uint8_t *buf, size_t len,
     return PROXY_PARSE_DONE;
 }
 
-static enum proxy_parse_result proxy_parse_v2(const uint8_t *buf, size_t len,
+static enum proxy_proto_result proxy_parse_v2(const uint8_t *buf, size_t len,
                                               size_t *consumed,
                                               struct sockaddr_storage *src,
                                               struct sockaddr_storage *dst, int *has_addr)
@@ -242,7 +242,7 @@ static enum proxy_parse_result proxy_parse_v2(const uint8_t *buf, size_t len,
     }
 }
 
-enum proxy_parse_result proxy_parse(const uint8_t *buf, size_t len, size_t *consumed,
+enum proxy_proto_result proxy_proto_parse(const uint8_t *buf, size_t len, size_t *consumed,
                                     struct sockaddr_storage *src,
                                     struct sockaddr_storage *dst, int *has_addr)
 {

@@ -1,10 +1,10 @@
-/* proxy.h — the PROXY protocol (HAProxy's spec, versions 1 and 2): building
+/* proxy_proto.h — the PROXY protocol (HAProxy's spec, versions 1 and 2): building
  * the header tcplb sends to a server before the client's bytes
  * (`send-proxy`, `send-proxy-v2`), and parsing the header a listener with
  * `accept_proxy = yes` expects from the balancer in front of it. Pure
  * functions over caller buffers: no I/O. */
-#ifndef TCPLB_PROXY_H
-#define TCPLB_PROXY_H
+#ifndef TCPLB_PROXY_PROTO_H
+#define TCPLB_PROXY_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,10 +19,10 @@ enum proxy_version { PROXY_NONE = 0, PROXY_V1 = 1, PROXY_V2 = 2 };
 /* Writes the header announcing a connection from <src> to <dst> into out
  * (at least PROXY_HEADER_MAX bytes). Mixed or non-IP families give
  * "UNKNOWN" (v1) or a LOCAL command (v2). Returns the length. */
-size_t proxy_build(enum proxy_version v, const struct sockaddr *src,
+size_t proxy_proto_build(enum proxy_version v, const struct sockaddr *src,
                    const struct sockaddr *dst, uint8_t *out);
 
-enum proxy_parse_result {
+enum proxy_proto_result {
     PROXY_PARSE_MORE = 0,   /* a valid start: read more */
     PROXY_PARSE_DONE,       /* *consumed bytes are the header */
     PROXY_PARSE_BAD,        /* not a PROXY header, or malformed */
@@ -32,7 +32,7 @@ enum proxy_parse_result {
  * length and, when it carries TCP addresses, *src (and *dst) hold them and
  * *has_addr is 1; UNKNOWN / LOCAL / other families leave *has_addr 0 (the
  * connection's own addresses stand). */
-enum proxy_parse_result proxy_parse(const uint8_t *buf, size_t len, size_t *consumed,
+enum proxy_proto_result proxy_proto_parse(const uint8_t *buf, size_t len, size_t *consumed,
                                     struct sockaddr_storage *src,
                                     struct sockaddr_storage *dst, int *has_addr);
 
