@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include "counters.h"
 #include "net.h"
 
@@ -55,7 +56,7 @@ enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
 /* A connection waiting for a server slot under maxconn. Embedded in the
  * session; the queue links it, the session owns it. */
 struct pool_queue_node {
-    struct pool_queue_node *next, *prev;
+    TAILQ_ENTRY(pool_queue_node) link;
     struct worker *worker;          /* the worker that owns the session */
     int queued;                     /* under the queue's lock */
 };
@@ -63,7 +64,7 @@ struct pool_queue_node {
 /* FIFO of waiting connections, shared by all workers of the pool. */
 struct pool_queue {
     pthread_mutex_t lock;
-    struct pool_queue_node *head, *tail;
+    TAILQ_HEAD(pool_queue_list, pool_queue_node) nodes;   /* head: first served */
     size_t len;                     /* atomic read outside the lock */
 };
 enum health_mode { HEALTH_TCP = 0, HEALTH_HTTP, HEALTH_NONE };

@@ -33,8 +33,13 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
  * in FIFO order over all workers. Worker thread, on its queue wake-up. */
 void session_queue_run(struct worker *w);
 
-/* Ends a session now with <term> (used by shutdown). */
 struct session;
+struct worker_member;
+
+/* The session that holds <m> (its place on the worker's list). */
+struct session *session_of(struct worker_member *m);
+
+/* Ends a session now with <term> (used by shutdown). */
 void session_abort(struct session *s, enum session_term term);
 
 #endif

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "pipe_pool.h"
 
@@ -23,6 +24,12 @@ struct listen_sock;
 
 struct worker_buf {
     struct worker_buf *next;
+};
+
+/* A session's place on its worker's list, embedded in struct session and
+ * linked and unlinked only by worker.c. */
+struct worker_member {
+    LIST_ENTRY(worker_member) link;
 };
 
 struct worker {
@@ -43,7 +50,7 @@ struct worker {
     ev_timer resume_timer;         /* accepting paused: maxconn or EMFILE */
     int accept_paused;
 
-    struct session *sessions;      /* list of live sessions (owned) */
+    LIST_HEAD(worker_members, worker_member) sessions;   /* owned: live ones */
     size_t nsessions;
 
     struct worker_buf *free_bufs;  /* owned free list */
@@ -84,9 +91,10 @@ unsigned worker_reload_applied(struct worker *w);
 void worker_wake_queue(struct worker *w);
 void worker_free(struct worker *w);
 
-/* Session bookkeeping, worker thread only. */
-void worker_session_add(struct worker *w, struct session *s);
-void worker_session_remove(struct worker *w, struct session *s);
+/* Session bookkeeping, worker thread only: a new session joins the list, a
+ * closing one leaves it (the last one ends a stopping worker's loop). */
+void worker_session_add(struct worker *w, struct worker_member *m);
+void worker_session_remove(struct worker *w, struct worker_member *m);
 
 /* A random 64-bit value from the worker's own generator (xorshift64*). */
 uint64_t worker_random(struct worker *w);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "client_table.h"
 #include "util.h"
@@ -17,7 +18,7 @@
 
 struct client_entry {
     struct client_entry *chain;              /* next in the hash bucket */
-    struct client_entry *newer, *older;      /* LRU list */
+    TAILQ_ENTRY(client_entry) lru;           /* newest first */
     struct client_stat stat;
 };
 
@@ -25,7 +26,7 @@ struct client_stripe {
     pthread_mutex_t lock;
     struct client_entry **buckets;           /* owned */
     size_t mask;                             /* buckets - 1 */
-    struct client_entry *newest, *oldest;    /* owned: every entry is here */
+    TAILQ_HEAD(client_lru, client_entry) lru;   /* owned: every entry is here */
     size_t count;
 } __attribute__((aligned(CACHE_LINE)));
 
@@ -51,6 +52,7 @@ struct client_table *client_table_new(size_t capacity)
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
         pthread_mutex_init(&s->lock, NULL);
+        TAILQ_INIT(&s->lru);
         s->mask = buckets - 1;
         s->buckets = calloc(buckets, sizeof(*s->buckets));
         if (s->buckets == NULL) {
@@ -73,11 +75,10 @@ void client_table_free(struct client_table *t)
         return;
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
-        struct client_entry *e = s->newest;
-        while (e != NULL) {
-            struct client_entry *next = e->older;
+        struct client_entry *e;
+        while ((e = TAILQ_FIRST(&s->lru)) != NULL) {
+            TAILQ_REMOVE(&s->lru, e, lru);
             free(e);
-            e = next;
         }
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
@@ -113,27 +114,13 @@ static struct client_entry *client_find(struct client_stripe *s, uint64_t h,
 /* Lock held. */
 static void client_lru_unlink(struct client_stripe *s, struct client_entry *e)
 {
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        s->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        s->oldest = e->newer;
-    e->newer = e->older = NULL;
+    TAILQ_REMOVE(&s->lru, e, lru);
 }
 
 /* Lock held. */
 static void client_lru_push(struct client_stripe *s, struct client_entry *e)
 {
-    e->newer = NULL;
-    e->older = s->newest;
-    if (s->newest)
-        s->newest->newer = e;
-    s->newest = e;
-    if (s->oldest == NULL)
-        s->oldest = e;
+    TAILQ_INSERT_HEAD(&s->lru, e, lru);
 }
 
 /* Lock held. Removes e from its hash chain. */
@@ -192,9 +179,10 @@ static struct client_entry *client_evict_oldest(struct client_table *t)
         for (int i = 0; i < CLIENT_STRIPES; i++) {
             struct client_stripe *s = &t->stripes[i];
             pthread_mutex_lock(&s->lock);
-            if (s->oldest != NULL && (victim == -1 || s->oldest->stat.last_use < oldest)) {
+            struct client_entry *last = TAILQ_LAST(&s->lru, client_lru);
+            if (last != NULL && (victim == -1 || last->stat.last_use < oldest)) {
                 victim = i;
-                oldest = s->oldest->stat.last_use;
+                oldest = last->stat.last_use;
             }
             pthread_mutex_unlock(&s->lock);
         }
@@ -202,7 +190,7 @@ static struct client_entry *client_evict_oldest(struct client_table *t)
             return NULL;
         struct client_stripe *s = &t->stripes[victim];
         pthread_mutex_lock(&s->lock);
-        struct client_entry *e = s->oldest;
+        struct client_entry *e = TAILQ_LAST(&s->lru, client_lru);
         if (e != NULL) {
             client_lru_unlink(s, e);
             client_chain_unlink(s, e);
@@ -360,7 +348,8 @@ size_t client_table_top(struct client_table *t, struct client_stat *out, size_t 
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
         pthread_mutex_lock(&s->lock);
-        for (struct client_entry *e = s->newest; e != NULL; e = e->older)
+        struct client_entry *e;
+        TAILQ_FOREACH(e, &s->lru, lru)
             client_top_insert(out, &got, n, &e->stat);
         pthread_mutex_unlock(&s->lock);
     }
@@ -372,7 +361,8 @@ void client_table_clear(struct client_table *t)
     for (int i = 0; i < CLIENT_STRIPES; i++) {
         struct client_stripe *s = &t->stripes[i];
         pthread_mutex_lock(&s->lock);
-        for (struct client_entry *e = s->newest; e != NULL; e = e->older)
+        struct client_entry *e;
+        TAILQ_FOREACH(e, &s->lru, lru)
             e->stat.total = 0;
         pthread_mutex_unlock(&s->lock);
     }
@@ -385,7 +375,8 @@ void client_table_copy(struct client_table *from, struct client_table *to,
         struct client_stripe *s = &from->stripes[i];
         pthread_mutex_lock(&s->lock);
         /* oldest first, so that the copy keeps the LRU order */
-        for (struct client_entry *e = s->oldest; e != NULL; e = e->newer) {
+        struct client_entry *e;
+        TAILQ_FOREACH_REVERSE(e, &s->lru, client_lru, lru) {
             const struct client_stat *st = &e->stat;
             uint32_t server = st->server < map_len ? map[st->server] : CLIENT_NONE;
             client_table_placed(to, &st->key, server, st->last_use, 0);

@@ -103,23 +103,10 @@ void pool_queue_push(struct pool *p, struct pool_queue_node *n, int at_head)
 {
     struct pool_queue *q = &p->queue;
     pthread_mutex_lock(&q->lock);
-    if (at_head) {
-        n->prev = NULL;
-        n->next = q->head;
-        if (q->head)
-            q->head->prev = n;
-        else
-            q->tail = n;
-        q->head = n;
-    } else {
-        n->next = NULL;
-        n->prev = q->tail;
-        if (q->tail)
-            q->tail->next = n;
-        else
-            q->head = n;
-        q->tail = n;
-    }
+    if (at_head)
+        TAILQ_INSERT_HEAD(&q->nodes, n, link);
+    else
+        TAILQ_INSERT_TAIL(&q->nodes, n, link);
     n->queued = 1;
     __atomic_add_fetch(&q->len, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&q->lock);
@@ -128,15 +115,7 @@ void pool_queue_push(struct pool *p, struct pool_queue_node *n, int at_head)
 /* Lock held. */
 static void pool_queue_unlink(struct pool_queue *q, struct pool_queue_node *n)
 {
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        q->head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        q->tail = n->prev;
-    n->next = n->prev = NULL;
+    TAILQ_REMOVE(&q->nodes, n, link);
     n->queued = 0;
     __atomic_sub_fetch(&q->len, 1, __ATOMIC_SEQ_CST);
 }
@@ -158,11 +137,13 @@ struct pool_queue_node *pool_queue_take(struct pool *p, struct worker *w,
     struct pool_queue *q = &p->queue;
     struct pool_queue_node *n = NULL;
     pthread_mutex_lock(&q->lock);
-    *head_owner = q->head ? q->head->worker : NULL;
-    if (q->head != NULL && q->head->worker == w) {
-        n = q->head;
+    struct pool_queue_node *head = TAILQ_FIRST(&q->nodes);
+    *head_owner = head ? head->worker : NULL;
+    if (head != NULL && head->worker == w) {
+        n = head;
         pool_queue_unlink(q, n);
-        *head_owner = q->head ? q->head->worker : NULL;
+        head = TAILQ_FIRST(&q->nodes);
+        *head_owner = head ? head->worker : NULL;
     }
     pthread_mutex_unlock(&q->lock);
     return n;
@@ -171,7 +152,8 @@ struct pool_queue_node *pool_queue_take(struct pool *p, struct worker *w,
 struct worker *pool_queue_head_owner(struct pool *p)
 {
     pthread_mutex_lock(&p->queue.lock);
-    struct worker *w = p->queue.head ? p->queue.head->worker : NULL;
+    struct pool_queue_node *head = TAILQ_FIRST(&p->queue.nodes);
+    struct worker *w = head ? head->worker : NULL;
     pthread_mutex_unlock(&p->queue.lock);
     return w;
 }
@@ -192,6 +174,7 @@ int pool_has_room(struct pool *p)
 int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
 {
     pthread_mutex_init(&p->queue.lock, NULL);
+    TAILQ_INIT(&p->queue.nodes);
     p->started = 1;
     size_t bytes = ((p->nservers * sizeof(uint32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
                    CACHE_LINE;

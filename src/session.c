@@ -83,7 +83,7 @@ struct session_pipe {       /* bytes flowing toward one side */
 };
 
 struct session {
-    struct session *prev, *next;   /* worker's list */
+    struct worker_member member;   /* on the worker's list */
     struct worker *worker;
     struct config *config;         /* one reference */
     struct listener_conf *listener;
@@ -367,15 +367,14 @@ static void session_close(struct session *s, enum session_term term)
     if (log_access_enabled())
         session_log(s);
     worker_conn_release();
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        w->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    worker_session_remove(w, s);
+    worker_session_remove(w, &s->member);
     config_unref(s->config);
     free(s);
+}
+
+struct session *session_of(struct worker_member *m)
+{
+    return container_of(m, struct session, member);
 }
 
 void session_abort(struct session *s, enum session_term term)
@@ -1039,11 +1038,7 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
 
     counter_add(&s->listener->counters[w->id].total, 1);
     counter_add(&s->listener->counters[w->id].active, 1);
-    s->next = w->sessions;
-    if (w->sessions != NULL)
-        w->sessions->prev = s;
-    w->sessions = s;
-    worker_session_add(w, s);
+    worker_session_add(w, &s->member);
     if (s->listener->accept_proxy) {
         s->state = SESSION_PROXY_WAIT;
         session_timer_arm(s, ev_now(w->loop) + SESSION_PROXY_TIMEOUT);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ struct stats_http_client {
     int answering;
     struct buf out;                  /* owned */
     struct stats_http *owner;
-    struct stats_http_client *prev, *next;
+    LIST_ENTRY(stats_http_client) link;
 };
 
 struct stats_http {
@@ -39,7 +40,7 @@ struct stats_http {
     int fd;                          /* owned */
     struct ev_loop *loop;
     struct stats_ctx *ctx;
-    struct stats_http_client *clients;   /* owned list */
+    LIST_HEAD(stats_http_client_list, stats_http_client) clients;   /* owned */
     unsigned nclients;
 };
 
@@ -50,12 +51,7 @@ static void stats_http_client_free(struct stats_http_client *c)
     ev_timer_stop(h->loop, &c->timer);
     close(c->fd);
     buf_free(&c->out);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     h->nclients--;
     free(c);
 }
@@ -183,10 +179,7 @@ static void stats_http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->fd = fd;
         c->owner = h;
-        c->next = h->clients;
-        if (h->clients)
-            h->clients->prev = c;
-        h->clients = c;
+        LIST_INSERT_HEAD(&h->clients, c, link);
         h->nclients++;
         ev_io_init(&c->io, stats_http_client_cb, fd, EV_READ);
         ev_io_start(loop, &c->io);
@@ -229,8 +222,8 @@ void stats_http_close(struct stats_http *h)
 {
     if (h == NULL)
         return;
-    while (h->clients)
-        stats_http_client_free(h->clients);
+    while (!LIST_EMPTY(&h->clients))
+        stats_http_client_free(LIST_FIRST(&h->clients));
     ev_io_stop(h->loop, &h->io);
     ev_timer_stop(h->loop, &h->resume);
     close(h->fd);

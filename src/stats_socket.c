@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -34,7 +35,7 @@ struct stats_client {
     int read_closed;
     struct buf out;                 /* owned */
     struct stats_socket *owner;
-    struct stats_client *prev, *next;
+    LIST_ENTRY(stats_client) link;
 };
 
 struct stats_socket {
@@ -44,7 +45,7 @@ struct stats_socket {
     char *path;                     /* owned */
     struct ev_loop *loop;
     struct stats_ctx *ctx;
-    struct stats_client *clients;   /* owned list */
+    LIST_HEAD(stats_client_list, stats_client) clients;   /* owned */
     unsigned nclients;
 };
 
@@ -54,12 +55,7 @@ static void stats_client_free(struct stats_client *c)
     ev_io_stop(ss->loop, &c->io);
     close(c->fd);
     buf_free(&c->out);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        ss->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     ss->nclients--;
     free(c);
 }
@@ -177,10 +173,7 @@ static void stats_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->fd = fd;
         c->owner = ss;
-        c->next = ss->clients;
-        if (ss->clients)
-            ss->clients->prev = c;
-        ss->clients = c;
+        LIST_INSERT_HEAD(&ss->clients, c, link);
         ss->nclients++;
         ev_io_init(&c->io, stats_client_cb, fd, EV_READ);
         ev_io_start(loop, &c->io);
@@ -265,8 +258,8 @@ void stats_socket_close(struct stats_socket *ss)
 {
     if (ss == NULL)
         return;
-    while (ss->clients)
-        stats_client_free(ss->clients);
+    while (!LIST_EMPTY(&ss->clients))
+        stats_client_free(LIST_FIRST(&ss->clients));
     ev_io_stop(ss->loop, &ss->io);
     ev_timer_stop(ss->loop, &ss->resume);
     close(ss->fd);

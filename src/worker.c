@@ -80,15 +80,15 @@ void worker_splice_sum(struct worker *ws, unsigned n, struct worker_splice_total
     }
 }
 
-void worker_session_add(struct worker *w, struct session *s)
+void worker_session_add(struct worker *w, struct worker_member *m)
 {
-    (void)s;
+    LIST_INSERT_HEAD(&w->sessions, m, link);
     w->nsessions++;
 }
 
-void worker_session_remove(struct worker *w, struct session *s)
+void worker_session_remove(struct worker *w, struct worker_member *m)
 {
-    (void)s;
+    LIST_REMOVE(m, link);
     w->nsessions--;
     if (w->stopping && w->nsessions == 0)
         ev_break(w->loop, EVBREAK_ALL);
@@ -207,6 +207,7 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
                 struct listen_sock *socks, size_t nsocks)
 {
     memset(w, 0, sizeof(*w));
+    LIST_INIT(&w->sessions);
     w->id = id;
     w->rng = ((uint64_t)ev_time() * 1000003u) ^ ((uint64_t)(id + 1) << 32) ^
              0x9e3779b97f4a7c15ULL;
@@ -238,8 +239,8 @@ static void *worker_main(void *arg)
     listener_start(w);
     ev_run(w->loop, 0);
     /* Out of the loop: a shutdown. End what is left, each logged as such. */
-    while (w->sessions != NULL)
-        session_abort(w->sessions, TERM_SHUTDOWN);
+    while (!LIST_EMPTY(&w->sessions))
+        session_abort(session_of(LIST_FIRST(&w->sessions)), TERM_SHUTDOWN);
     if (w->on_exit)
         w->on_exit(w);
     return NULL;
