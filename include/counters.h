@@ -1,4 +1,5 @@
-/* counters.h — per-worker traffic counters for servers and listeners.
+/* counters.h — per-worker traffic counters for servers and listeners, and
+ * the one table of what tcplb shows about each: the field lists below.
  * Each worker writes only its own slot (one cache line each, so workers never
  * share a written line); readers sum the slots. */
 #ifndef TCPLB_COUNTERS_H
@@ -6,6 +7,89 @@
 
 #include <stdint.h>
 #include "util.h"
+
+/* ---- the vocabularies ------------------------------------------------------
+ *
+ * Every figure shown for a server or a listener is one row of these lists,
+ * in the order the views show them. A row is either
+ *
+ *   C(field, json, csv, metric, label, type, clear, help)
+ *       a counter each worker keeps in its slot (`field` is its name in the
+ *       slot and in the totals); summed, cleared and shown from this row;
+ *   F(field, json, csv, metric, label, type, help)
+ *       a figure computed when it is read, by its getter in stats_fields.c
+ *       (stats_server_get_<field> or stats_listener_get_<field>: its handler).
+ *
+ * json:   key in `show stat json` (a dotted "a.b" nests b inside object a);
+ *         NULL: not there;
+ * csv:    column of `show stat` (servers only), NULL: not there;
+ * metric: Prometheus family, NULL: not exported; label: the sample's extra
+ *         label (`direction="in"`), NULL: none; rows of one family follow
+ *         each other; type: "counter" or "gauge";
+ * clear:  COUNTER_CLEARED (zeroed by `clear counters`) or COUNTER_KEPT (an
+ *         open-connection gauge that a clear must not touch).
+ *
+ * Adding a counter is one C row here plus the counter_add() where it
+ * happens; adding a computed figure is one F row plus its getter. */
+
+#define SERVER_FIELDS(C, F)                                                          \
+    F(name, "name", "server", NULL, NULL, NULL, "Server name")                        \
+    F(addr, "addr", "addr", NULL, NULL, NULL, "Address as configured")               \
+    F(state, "state", "state", NULL, NULL, NULL, "up, down, drain or maint")         \
+    F(up, NULL, NULL, "tcplb_server_up", NULL, "gauge",                               \
+      "1 if the server takes new connections (state up), else 0.")                  \
+    F(weight, "weight", "weight", "tcplb_server_weight", NULL, "gauge",               \
+      "Current weight of the server.")                                              \
+    F(active, "active", "active", "tcplb_server_active_connections", NULL, "gauge",   \
+      "Connections open to the server now.")                                        \
+    C(total, "total", "total", "tcplb_server_connections_total", NULL, "counter",     \
+      COUNTER_CLEARED, "Connections handed to the server (connect succeeded).")     \
+    C(failed, "failed", "failed", "tcplb_server_connect_failures_total", NULL,        \
+      "counter", COUNTER_CLEARED, "Failed connect attempts to the server.")         \
+    C(bytes_in, "bytes_in", "bytes_in", "tcplb_server_bytes_total",                   \
+      "direction=\"in\"", "counter", COUNTER_CLEARED,                                 \
+      "Payload bytes relayed: in = client to server, out = server to client.")      \
+    C(bytes_out, "bytes_out", "bytes_out", "tcplb_server_bytes_total",                \
+      "direction=\"out\"", "counter", COUNTER_CLEARED,                                \
+      "Payload bytes relayed: in = client to server, out = server to client.")      \
+    C(retried, "retried", NULL, "tcplb_server_connect_retried_total", NULL,           \
+      "counter", COUNTER_CLEARED,                                                     \
+      "Failed connects hidden by a retry on another server.")                        \
+    C(lost, "lost", NULL, "tcplb_server_connect_lost_total", NULL, "counter",         \
+      COUNTER_CLEARED, "Failed connects after which the client got no server.")
+
+#define LISTENER_FIELDS(C, F)                                                        \
+    F(name, "name", NULL, NULL, NULL, NULL, "Listener name")                          \
+    F(bind, "bind", NULL, NULL, NULL, NULL, "First bind address")                     \
+    F(binds, "binds", NULL, NULL, NULL, NULL, "Every bind address")                   \
+    F(mode, "mode", NULL, NULL, NULL, NULL, "tcp or http")                            \
+    F(pool, "pool", NULL, NULL, NULL, NULL, "The pool it feeds")                      \
+    C(active, "active", NULL, "tcplb_listener_active_connections", NULL, "gauge",     \
+      COUNTER_KEPT, "Client connections open now.")                                 \
+    C(total, "total", NULL, "tcplb_listener_connections_total", NULL, "counter",      \
+      COUNTER_CLEARED, "Client connections accepted.")                              \
+    C(rejected, "rejected", NULL, "tcplb_listener_rejected_total", NULL, "counter",   \
+      COUNTER_CLEARED, "Client connections answered 503 or closed for want of a server.") \
+    C(http_502, "http_502", NULL, "tcplb_listener_http_errors_total", "code=\"502\"", \
+      "counter", COUNTER_CLEARED, "Error answers of mode=http listeners by status code.") \
+    C(http_504, "http_504", NULL, "tcplb_listener_http_errors_total", "code=\"504\"", \
+      "counter", COUNTER_CLEARED, "Error answers of mode=http listeners by status code.") \
+    F(accept_proxy, "accept_proxy", NULL, NULL, NULL, NULL,                           \
+      "Expects a PROXY header first")                                                \
+    C(proxy_errors, "proxy_errors", NULL, "tcplb_listener_proxy_errors_total", NULL,  \
+      "counter", COUNTER_CLEARED,                                                     \
+      "Client connections closed for a missing or malformed PROXY header.")
+
+enum counter_clear { COUNTER_CLEARED = 0, COUNTER_KEPT };
+
+/* Histograms kept per server, each bucket a per-worker counter:
+ * H(field, metric, help, bounds). */
+#define SERVER_HISTOGRAMS(H)                                                         \
+    H(connect, "tcplb_server_connect_seconds", "Time to connect to the server.",      \
+      counters_connect_bounds)                                                      \
+    H(duration, "tcplb_server_session_seconds",                                       \
+      "Duration of client connections that reached the server.",                     \
+      counters_duration_bounds)
 
 /* Histogram bucket upper bounds, in seconds (a last +Inf bucket follows). */
 #define COUNTERS_HIST_BUCKETS 12
@@ -17,34 +101,40 @@ struct counters_hist {
     uint64_t sum_us;                               /* sum of observations */
 };
 
+/* ---- storage, generated from the lists ------------------------------------ */
+
+#define COUNTERS_FIELD_U64(field, ...) uint64_t field;
+#define COUNTERS_FIELD_NONE(...)
+#define COUNTERS_FIELD_HIST(field, ...) struct counters_hist field;
+
+/* One worker's slot of a server's counters. */
 struct server_counters {
-    uint64_t total;      /* connections handed to the server (connect ok) */
-    uint64_t failed;     /* failed connect attempts (= retried + lost) */
-    uint64_t bytes_in;   /* client -> server payload bytes */
-    uint64_t bytes_out;  /* server -> client payload bytes */
-    uint64_t retried;    /* failed attempts after which another server was tried */
-    uint64_t lost;       /* failed attempts after which the client got no server */
-    struct counters_hist connect;    /* connect time */
-    struct counters_hist duration;   /* client session time, if it reached us */
+    SERVER_FIELDS(COUNTERS_FIELD_U64, COUNTERS_FIELD_NONE)
+    SERVER_HISTOGRAMS(COUNTERS_FIELD_HIST)
 } __attribute__((aligned(CACHE_LINE)));
 
+/* One worker's slot of a listener's counters. */
 struct listener_counters {
-    uint64_t total;      /* accepted client connections */
-    uint64_t rejected;   /* answered 503 or closed for want of a server */
-    uint64_t active;     /* open now, on this worker (inc and dec by it) */
-    uint64_t http_502;   /* answered 502: server closed before a byte */
-    uint64_t http_504;   /* answered 504: server silent past server_timeout */
-    uint64_t proxy_errors;   /* closed: missing or malformed PROXY header */
+    LISTENER_FIELDS(COUNTERS_FIELD_U64, COUNTERS_FIELD_NONE)
 } __attribute__((aligned(CACHE_LINE)));
 
 /* Sums of all workers' slots, as read by the stats thread. */
 struct server_totals {
-    uint64_t total, failed, bytes_in, bytes_out, retried, lost;
-    struct counters_hist connect, duration;
+    SERVER_FIELDS(COUNTERS_FIELD_U64, COUNTERS_FIELD_NONE)
+    SERVER_HISTOGRAMS(COUNTERS_FIELD_HIST)
 };
 struct listener_totals {
-    uint64_t total, rejected, active, http_502, http_504, proxy_errors;
+    LISTENER_FIELDS(COUNTERS_FIELD_U64, COUNTERS_FIELD_NONE)
 };
+
+/* A histogram of the totals, for the metrics: which one and its bounds. */
+struct counters_hist_desc {
+    const char *metric, *help;
+    const double *bounds;
+    size_t offset;               /* of its struct counters_hist in server_totals */
+};
+extern const struct counters_hist_desc counters_server_hists[];
+extern const size_t counters_server_nhists;
 
 /* Allocates nworkers zeroed slots (cache-line aligned) with one reference.
  * NULL on ENOMEM. A reload shares the slots of a server or listener that
@@ -67,8 +157,9 @@ void counters_listener_sum(const struct listener_counters *slots,
 /* Adds one observation of <seconds> to a worker's own histogram. */
 void counters_hist_add(struct counters_hist *h, const double *bounds, double seconds);
 
-/* Zeroes the monotonic counters (not `active`). Racy by design against a
- * worker's concurrent add: an increment in flight may survive the clear. */
+/* Zeroes the counters a `clear counters` clears (not the COUNTER_KEPT
+ * ones). Racy by design against a worker's concurrent add: an increment in
+ * flight may survive the clear. */
 void counters_server_clear(struct server_counters *slots, unsigned nworkers);
 void counters_listener_clear(struct listener_counters *slots, unsigned nworkers);
 

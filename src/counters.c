@@ -1,6 +1,7 @@
 /* counters.c — per-worker counter slots: allocation, sums and clearing.
  * Workers update their own slot with counter_add() (util.h); this file is
  * what readers and owners call. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,19 +86,21 @@ void counters_free(void *slots)
         free(h);
 }
 
+/* Code generated from the field lists: one statement per counter row. */
+#define COUNTERS_SUM_ONE(field, ...) out->field += counter_read(&slots[i].field);
+#define COUNTERS_SUM_HIST(field, ...) counters_hist_sum(&slots[i].field, &out->field);
+#define COUNTERS_CLEAR_ONE(field, json, csv, metric, label, type, clear, ...) \
+    if (clear == COUNTER_CLEARED)                                            \
+        counter_zero(&slots[i].field);
+#define COUNTERS_CLEAR_HIST(field, ...) counters_hist_clear(&slots[i].field);
+
 void counters_server_sum(const struct server_counters *slots, unsigned nworkers,
                          struct server_totals *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < nworkers; i++) {
-        out->total += counter_read(&slots[i].total);
-        out->failed += counter_read(&slots[i].failed);
-        out->bytes_in += counter_read(&slots[i].bytes_in);
-        out->bytes_out += counter_read(&slots[i].bytes_out);
-        out->retried += counter_read(&slots[i].retried);
-        out->lost += counter_read(&slots[i].lost);
-        counters_hist_sum(&slots[i].connect, &out->connect);
-        counters_hist_sum(&slots[i].duration, &out->duration);
+        SERVER_FIELDS(COUNTERS_SUM_ONE, COUNTERS_FIELD_NONE)
+        SERVER_HISTOGRAMS(COUNTERS_SUM_HIST)
     }
 }
 
@@ -106,36 +109,28 @@ void counters_listener_sum(const struct listener_counters *slots,
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < nworkers; i++) {
-        out->total += counter_read(&slots[i].total);
-        out->rejected += counter_read(&slots[i].rejected);
-        out->active += counter_read(&slots[i].active);
-        out->http_502 += counter_read(&slots[i].http_502);
-        out->http_504 += counter_read(&slots[i].http_504);
-        out->proxy_errors += counter_read(&slots[i].proxy_errors);
+        LISTENER_FIELDS(COUNTERS_SUM_ONE, COUNTERS_FIELD_NONE)
     }
 }
 
 void counters_server_clear(struct server_counters *slots, unsigned nworkers)
 {
     for (unsigned i = 0; i < nworkers; i++) {
-        counter_zero(&slots[i].total);
-        counter_zero(&slots[i].failed);
-        counter_zero(&slots[i].bytes_in);
-        counter_zero(&slots[i].bytes_out);
-        counter_zero(&slots[i].retried);
-        counter_zero(&slots[i].lost);
-        counters_hist_clear(&slots[i].connect);
-        counters_hist_clear(&slots[i].duration);
+        SERVER_FIELDS(COUNTERS_CLEAR_ONE, COUNTERS_FIELD_NONE)
+        SERVER_HISTOGRAMS(COUNTERS_CLEAR_HIST)
     }
 }
 
 void counters_listener_clear(struct listener_counters *slots, unsigned nworkers)
 {
     for (unsigned i = 0; i < nworkers; i++) {
-        counter_zero(&slots[i].total);
-        counter_zero(&slots[i].rejected);
-        counter_zero(&slots[i].http_502);
-        counter_zero(&slots[i].http_504);
-        counter_zero(&slots[i].proxy_errors);
+        LISTENER_FIELDS(COUNTERS_CLEAR_ONE, COUNTERS_FIELD_NONE)
     }
 }
+
+#define COUNTERS_HIST_DESC(field, metric, help, bounds) \
+    { metric, help, bounds, offsetof(struct server_totals, field) },
+const struct counters_hist_desc counters_server_hists[] = {
+    SERVER_HISTOGRAMS(COUNTERS_HIST_DESC)
+};
+const size_t counters_server_nhists = ARRAY_LEN(counters_server_hists);

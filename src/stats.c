@@ -18,6 +18,7 @@
 #include "log.h"
 #include "scheduler.h"
 #include "stats.h"
+#include "stats_fields.h"
 #include "util.h"
 #include "worker.h"
 
@@ -42,21 +43,6 @@ static const char stats_help[] =
     "which POOL IP         the server a new connection from IP would get now,\n"
     "                      and why: persist, hash, spill or schedule\n"
     "show events [N]       the last N (default 50) server state changes\n";
-
-static void stats_json_string(struct buf *out, const char *s)
-{
-    buf_append(out, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(out, "\\%c", c);
-        else if (c < 0x20)
-            buf_printf(out, "\\u%04x", c);
-        else
-            buf_append(out, s, 1);
-    }
-    buf_append(out, "\"", 1);
-}
 
 static void stats_show_info(struct stats_ctx *ctx, struct buf *out)
 {
@@ -101,20 +87,17 @@ static void stats_show_info(struct stats_ctx *ctx, struct buf *out)
 static void stats_show_csv(struct stats_ctx *ctx, struct buf *out)
 {
     struct config *c = ctx->config;
-    buf_printf(out, "# pool,server,addr,state,weight,active,total,failed,"
-               "bytes_in,bytes_out\n");
+    buf_printf(out, "# pool,");
+    stats_fields_csv_header(stats_server_fields, stats_server_nfields, out);
+    buf_append(out, "\n", 1);
     for (size_t p = 0; p < c->npools; p++) {
         struct pool *pool = &c->pools[p];
         for (uint32_t i = 0; i < pool->nservers; i++) {
-            struct server *s = &pool->servers[i];
-            struct server_totals t;
-            counters_server_sum(s->counters, c->global.workers, &t);
-            buf_printf(out, "%s,%s,%s,%s,%u,%lld,%llu,%llu,%llu,%llu\n",
-                       pool->name, s->name, s->addr_text,
-                       server_state_str(server_state(s)), server_weight(s),
-                       (long long)server_active(s), (unsigned long long)t.total,
-                       (unsigned long long)t.failed, (unsigned long long)t.bytes_in,
-                       (unsigned long long)t.bytes_out);
+            struct stats_server_view v;
+            stats_server_view_read(&v, &pool->servers[i], c->global.workers);
+            buf_printf(out, "%s,", pool->name);
+            stats_fields_csv_row(stats_server_fields, stats_server_nfields, &v, &v.t, out);
+            buf_append(out, "\n", 1);
         }
     }
 }
@@ -125,28 +108,11 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
     unsigned nw = c->global.workers;
     buf_printf(out, "{\"listeners\":[");
     for (size_t i = 0; i < c->nlisteners; i++) {
-        struct listener_conf *l = &c->listeners[i];
-        struct listener_totals t;
-        counters_listener_sum(l->counters, nw, &t);
-        buf_printf(out, "%s{\"name\":", i ? "," : "");
-        stats_json_string(out, l->name);
-        buf_printf(out, ",\"bind\":");
-        stats_json_string(out, l->bind_texts[0]);
-        buf_printf(out, ",\"binds\":[");
-        for (size_t b = 0; b < l->nbinds; b++) {
-            if (b)
-                buf_append(out, ",", 1);
-            stats_json_string(out, l->bind_texts[b]);
-        }
-        buf_printf(out, "],\"mode\":\"%s\",\"pool\":", listener_mode_str(l->mode));
-        stats_json_string(out, l->pool_name);
-        buf_printf(out, ",\"active\":%llu,\"total\":%llu,\"rejected\":%llu,"
-                   "\"http_502\":%llu,\"http_504\":%llu,\"accept_proxy\":%s,"
-                   "\"proxy_errors\":%llu}",
-                   (unsigned long long)t.active, (unsigned long long)t.total,
-                   (unsigned long long)t.rejected, (unsigned long long)t.http_502,
-                   (unsigned long long)t.http_504, l->accept_proxy ? "true" : "false",
-                   (unsigned long long)t.proxy_errors);
+        struct stats_listener_view v;
+        stats_listener_view_read(&v, &c->listeners[i], nw);
+        buf_printf(out, "%s{", i ? "," : "");
+        stats_fields_json(stats_listener_fields, stats_listener_nfields, &v, &v.t, out);
+        buf_append(out, "}", 1);
     }
     buf_printf(out, "],\"pools\":[");
     for (size_t p = 0; p < c->npools; p++) {
@@ -155,20 +121,11 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
         stats_json_string(out, pool->name);
         buf_printf(out, ",\"scheduler\":\"%s\",\"servers\":[", pool->sched->name);
         for (uint32_t i = 0; i < pool->nservers; i++) {
-            struct server *s = &pool->servers[i];
-            struct server_totals t;
-            counters_server_sum(s->counters, nw, &t);
-            buf_printf(out, "%s{\"name\":", i ? "," : "");
-            stats_json_string(out, s->name);
-            buf_printf(out, ",\"addr\":");
-            stats_json_string(out, s->addr_text);
-            buf_printf(out, ",\"state\":\"%s\",\"weight\":%u,\"active\":%lld,"
-                       "\"total\":%llu,\"failed\":%llu,\"bytes_in\":%llu,"
-                       "\"bytes_out\":%llu}",
-                       server_state_str(server_state(s)), server_weight(s),
-                       (long long)server_active(s), (unsigned long long)t.total,
-                       (unsigned long long)t.failed, (unsigned long long)t.bytes_in,
-                       (unsigned long long)t.bytes_out);
+            struct stats_server_view v;
+            stats_server_view_read(&v, &pool->servers[i], nw);
+            buf_printf(out, "%s{", i ? "," : "");
+            stats_fields_json(stats_server_fields, stats_server_nfields, &v, &v.t, out);
+            buf_append(out, "}", 1);
         }
         buf_printf(out, "]}");
     }

@@ -1027,6 +1027,8 @@ CONTRACT_FAMILIES = {
     'tcplb_server_connections_total': 'counter',
     'tcplb_server_active_connections': 'gauge',
     'tcplb_server_connect_failures_total': 'counter',
+    'tcplb_server_connect_retried_total': 'counter',
+    'tcplb_server_connect_lost_total': 'counter',
     'tcplb_server_bytes_total': 'counter',
     'tcplb_listener_connections_total': 'counter',
     'tcplb_listener_rejected_total': 'counter',
@@ -1153,6 +1155,11 @@ class StatsHttpTest(harness.TcplbTestCase):
                         srv['bytes_out'])
                     self.assertEqual(prom_value(fams, 'tcplb_server_weight', **lab),
                                      srv['weight'])
+                    self.assertEqual(prom_value(
+                        fams, 'tcplb_server_connect_retried_total', **lab),
+                        srv['retried'])
+                    self.assertEqual(prom_value(
+                        fams, 'tcplb_server_connect_lost_total', **lab), srv['lost'])
                     self.assertEqual(prom_value(fams, 'tcplb_server_up', **lab),
                                      1 if srv['state'] == 'up' else 0)
                     for st in ('up', 'down', 'drain', 'maint'):
@@ -1186,6 +1193,10 @@ class StatsHttpTest(harness.TcplbTestCase):
         self.assertEqual(conn['d'], 0)
         self.assertGreater(prom_value(fams, 'tcplb_server_connect_failures_total',
                                       server='d', **p), 0)
+        # d's failures were all hidden by a retry on a or b: retried, not lost
+        d = harness.find_server(js, 'p', 'd')
+        self.assertGreater(d['failed'], 0)
+        self.assertEqual((d['retried'], d['lost']), (d['failed'], 0))
         self.assertEqual(prom_value(fams, 'tcplb_server_bytes_total', direction='in',
                                     server='a', **p),
                          conn['a'] * len(b'GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n'

@@ -184,6 +184,62 @@ static void test_zero_workers_still_allocates_and_free_null_is_harmless(void **s
     counters_free(NULL);
 }
 
+/* Every counter row of the lists is summed and cleared as its row says:
+ * each gets a distinct value per worker, the sums must match row by row,
+ * and a clear zeroes exactly the COUNTER_CLEARED rows. */
+#define ROW_SET(field, json, csv, metric, label, type, clear, help) \
+    counter_add(&slots[w].field, (uint64_t)(w + 1) * (++k));
+#define ROW_CHECK_SUM(field, json, csv, metric, label, type, clear, help) \
+    k++;                                                                 \
+    assert_int_equal(t.field, (uint64_t)k * (NWORKERS * (NWORKERS + 1) / 2));
+#define ROW_CHECK_CLEAR(field, json, csv, metric, label, type, clear, help) \
+    k++;                                                                   \
+    assert_int_equal(t.field, clear == COUNTER_KEPT                          \
+                                  ? (uint64_t)k * (NWORKERS * (NWORKERS + 1) / 2) : 0);
+#define ROW_NONE(...)
+
+static void test_every_listed_server_counter_sums_and_clears_by_its_row(void **state)
+{
+    (void)state;
+    struct server_counters *slots = counters_server_new(NWORKERS);
+    assert_non_null(slots);
+    unsigned k;
+    for (unsigned w = 0; w < NWORKERS; w++) {
+        k = 0;
+        SERVER_FIELDS(ROW_SET, ROW_NONE)
+    }
+    struct server_totals t;
+    counters_server_sum(slots, NWORKERS, &t);
+    k = 0;
+    SERVER_FIELDS(ROW_CHECK_SUM, ROW_NONE)
+    counters_server_clear(slots, NWORKERS);
+    counters_server_sum(slots, NWORKERS, &t);
+    k = 0;
+    SERVER_FIELDS(ROW_CHECK_CLEAR, ROW_NONE)
+    counters_free(slots);
+}
+
+static void test_every_listed_listener_counter_sums_and_clears_by_its_row(void **state)
+{
+    (void)state;
+    struct listener_counters *slots = counters_listener_new(NWORKERS);
+    assert_non_null(slots);
+    unsigned k;
+    for (unsigned w = 0; w < NWORKERS; w++) {
+        k = 0;
+        LISTENER_FIELDS(ROW_SET, ROW_NONE)
+    }
+    struct listener_totals t;
+    counters_listener_sum(slots, NWORKERS, &t);
+    k = 0;
+    LISTENER_FIELDS(ROW_CHECK_SUM, ROW_NONE)
+    counters_listener_clear(slots, NWORKERS);
+    counters_listener_sum(slots, NWORKERS, &t);
+    k = 0;
+    LISTENER_FIELDS(ROW_CHECK_CLEAR, ROW_NONE)
+    counters_free(slots);
+}
+
 /* Each thread owns one slot, as a worker does; the reader's sum is exact. */
 struct slot_writer {
     pthread_t thread;
@@ -234,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_slots_are_cache_line_aligned),
         cmocka_unit_test(test_zero_workers_still_allocates_and_free_null_is_harmless),
         cmocka_unit_test(test_concurrent_workers_sum_exactly),
+        cmocka_unit_test(test_every_listed_server_counter_sums_and_clears_by_its_row),
+        cmocka_unit_test(test_every_listed_listener_counter_sums_and_clears_by_its_row),
     };
     return cmocka_run_group_tests_name("counters", tests, NULL, NULL) ? 1 : 0;
 }

@@ -405,12 +405,15 @@ static void test_show_stat_json_has_pool_and_server_fields(void **state)
     counter_add(&web2->counters[0].failed, 1);
     counter_add(&web2->counters[1].bytes_in, 10);
     counter_add(&web2->counters[1].bytes_out, 11);
+    counter_add(&web2->counters[0].retried, 2);
+    counter_add(&web2->counters[1].lost, 1);
     server_active_add(web2, 1);
     const char *a = run(f, "show stat json");
     static const char *const want[] = {
         "\"pools\":[{\"name\":\"php\",\"scheduler\":\"roundrobin\",\"servers\":[",
         "{\"name\":\"web2\",\"addr\":\"127.0.0.1:9002\",\"state\":\"up\",\"weight\":3,"
-        "\"active\":1,\"total\":7,\"failed\":1,\"bytes_in\":10,\"bytes_out\":11}",
+        "\"active\":1,\"total\":7,\"failed\":1,\"bytes_in\":10,\"bytes_out\":11,"
+        "\"retried\":2,\"lost\":1}",
         "{\"name\":\"api\",\"scheduler\":\"roundrobin\",\"servers\":[{\"name\":\"api1\","
         "\"addr\":\"[::1]:9100\"",
     };
