@@ -4,6 +4,8 @@
 #ifndef TCPLB_STATS_H
 #define TCPLB_STATS_H
 
+#include <stddef.h>
+
 struct buf;
 struct config;
 struct health;
@@ -23,5 +25,9 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out);
 /* Runs one command (no line terminator) and appends its answer, always
  * ending with an empty line. Malformed input answers "error: ...". */
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out);
+
+/* The fixed words of the i-th command of the table ("show stat json"), NULL
+ * past the last: for tests that walk every command. */
+const char *stats_command_words(size_t i);
 
 #endif

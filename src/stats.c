@@ -27,25 +27,29 @@
 #define STATS_CLIENTS_MAX 1000
 #define STATS_EVENTS_DEFAULT 50
 
-static const char stats_help[] =
-    "help                  this list\n"
-    "show info             process information (key: value)\n"
-    "show stat             per-server counters (CSV)\n"
-    "show stat json        listeners and pools with their counters (JSON)\n"
-    "show clients [POOL] [N]  the N (default 20) busiest client IPs:\n"
-    "                      ip total active server\n"
-    "disable server POOL/SERVER   state maint: out of service\n"
-    "drain server POOL/SERVER     state drain: keeps its persistent clients,\n"
-    "                      no new ones\n"
-    "enable server POOL/SERVER    leaves maint/drain; health decides up/down\n"
-    "set weight POOL/SERVER N     new weight, 0-256\n"
-    "clear counters        zeroes total, failed, bytes and client counts\n"
-    "which POOL IP         the server a new connection from IP would get now,\n"
-    "                      and why: persist, hash, spill or schedule\n"
-    "show events [N]       the last N (default 50) server state changes\n";
+struct stats_command;
+typedef void stats_handler(struct stats_ctx *ctx, const struct stats_command *cmd,
+                           char **args, size_t nargs, struct buf *out);
 
-static void stats_show_info(struct stats_ctx *ctx, struct buf *out)
+/* One row per command: its fixed words, how many arguments follow, what
+ * `help` says of it and the function that answers it. `help` is printed
+ * from this table and the dispatcher reads nothing else, so the two cannot
+ * disagree. */
+struct stats_command {
+    const char *words;          /* "show stat json" */
+    const char *usage;          /* the arguments, for help and usage errors */
+    unsigned min_args, max_args;
+    const char *help;
+    stats_handler *run;
+    int arg;                    /* a handler shared by several rows tells them apart */
+};
+
+static void stats_show_info(struct stats_ctx *ctx, const struct stats_command *cmd,
+                            char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
+    (void)args;
+    (void)nargs;
     struct config *c = ctx->config;
     unsigned nw = c->global.workers;
     uint64_t total = 0, rejected = 0;
@@ -84,8 +88,12 @@ static void stats_show_info(struct stats_ctx *ctx, struct buf *out)
                (unsigned long long)sp.bytes);
 }
 
-static void stats_show_csv(struct stats_ctx *ctx, struct buf *out)
+static void stats_show_csv(struct stats_ctx *ctx, const struct stats_command *cmd,
+                           char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
+    (void)args;
+    (void)nargs;
     struct config *c = ctx->config;
     buf_printf(out, "# pool,");
     stats_fields_csv_header(stats_server_fields, stats_server_nfields, out);
@@ -152,9 +160,10 @@ static int stats_parse_count(const char *text, unsigned long *n)
 
 /* show clients [POOL] [N]: busiest first. Over all pools the server column
  * reads POOL/SERVER, since one IP may use several pools. */
-static void stats_show_clients(struct stats_ctx *ctx, char **args, size_t nargs,
-                               struct buf *out)
+static void stats_show_clients(struct stats_ctx *ctx, const struct stats_command *cmd,
+                               char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
     struct config *c = ctx->config;
     struct pool *only = NULL;
     unsigned long n = STATS_CLIENTS_DEFAULT;
@@ -244,31 +253,30 @@ static struct server *stats_find_server(struct stats_ctx *ctx, const char *ref,
     return s;
 }
 
-static void stats_admin(struct stats_ctx *ctx, const char *verb, const char *ref,
-                        struct buf *out)
+static void stats_admin(struct stats_ctx *ctx, const struct stats_command *cmd,
+                        char **args, size_t nargs, struct buf *out)
 {
-    struct server *s = stats_find_server(ctx, ref, out);
+    (void)nargs;
+    struct server *s = stats_find_server(ctx, args[0], out);
     if (s == NULL)
         return;
     if (ctx->health == NULL) {
         buf_printf(out, "error: no health checker to apply it\n");
         return;
     }
-    enum server_admin admin = ADMIN_NONE;
-    if (strcmp(verb, "disable") == 0)
-        admin = ADMIN_MAINT;
-    else if (strcmp(verb, "drain") == 0)
-        admin = ADMIN_DRAIN;
     char why[64];
-    snprintf(why, sizeof(why), "%s server from the stats socket", verb);
-    health_set_admin(ctx->health, s, admin, why);
+    snprintf(why, sizeof(why), "%s from the stats socket", cmd->words);
+    health_set_admin(ctx->health, s, (enum server_admin)cmd->arg, why);
     buf_printf(out, "%s/%s %s\n", s->pool->name, s->name,
                server_state_str(server_state(s)));
 }
 
-static void stats_set_weight(struct stats_ctx *ctx, const char *ref, const char *value,
-                             struct buf *out)
+static void stats_set_weight(struct stats_ctx *ctx, const struct stats_command *cmd,
+                             char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
+    (void)nargs;
+    const char *ref = args[0], *value = args[1];
     unsigned long w;
     if (stats_parse_uint(value, 0, SERVER_WEIGHT_MAX, &w) == -1) {
         buf_printf(out, "error: weight must be a whole number in 0-%d\n",
@@ -286,8 +294,12 @@ static void stats_set_weight(struct stats_ctx *ctx, const char *ref, const char 
     buf_printf(out, "%s/%s weight %lu\n", s->pool->name, s->name, w);
 }
 
-static void stats_clear_counters(struct stats_ctx *ctx, struct buf *out)
+static void stats_clear_counters(struct stats_ctx *ctx, const struct stats_command *cmd,
+                                 char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
+    (void)args;
+    (void)nargs;
     struct config *c = ctx->config;
     unsigned nw = c->global.workers;
     for (size_t p = 0; p < c->npools; p++) {
@@ -304,9 +316,12 @@ static void stats_clear_counters(struct stats_ctx *ctx, struct buf *out)
 }
 
 /* which POOL IP: a dry run of the placement, moving no shared position. */
-static void stats_which(struct stats_ctx *ctx, const char *pool_name, const char *ip,
-                        struct buf *out)
+static void stats_which(struct stats_ctx *ctx, const struct stats_command *cmd,
+                        char **args, size_t nargs, struct buf *out)
 {
+    (void)cmd;
+    (void)nargs;
+    const char *pool_name = args[0], *ip = args[1];
     struct pool *pool = config_find_pool(ctx->config, pool_name);
     if (pool == NULL) {
         buf_printf(out, "error: no pool '%.64s'\n", pool_name);
@@ -329,6 +344,91 @@ static void stats_which(struct stats_ctx *ctx, const char *pool_name, const char
         buf_printf(out, "none\n");
     else
         buf_printf(out, "%s %s\n", s->name, sched_why_str(why));
+}
+
+static void stats_show_json(struct stats_ctx *ctx, const struct stats_command *cmd,
+                            char **args, size_t nargs, struct buf *out)
+{
+    (void)cmd;
+    (void)args;
+    (void)nargs;
+    stats_write_json(ctx, out);
+}
+
+static void stats_show_events(struct stats_ctx *ctx, const struct stats_command *cmd,
+                              char **args, size_t nargs, struct buf *out)
+{
+    (void)ctx;
+    (void)cmd;
+    unsigned long k = STATS_EVENTS_DEFAULT;
+    if (nargs == 1 && stats_parse_uint(args[0], 1, EVENTS_MAX, &k) == -1) {
+        buf_printf(out, "error: N must be a whole number in 1-%d\n", EVENTS_MAX);
+        return;
+    }
+    events_show(out, k);
+}
+
+static stats_handler stats_help;
+
+static const struct stats_command stats_commands[] = {
+    { "help", "", 0, 0, "this list", stats_help, 0 },
+    { "show info", "", 0, 0, "process information (key: value)", stats_show_info, 0 },
+    { "show stat", "", 0, 0, "per-server counters (CSV)", stats_show_csv, 0 },
+    { "show stat json", "", 0, 0, "listeners and pools with their counters (JSON)",
+      stats_show_json, 0 },
+    { "show clients", "[POOL] [N]", 0, 2,
+      "the N (default 20) busiest client IPs: ip total active server",
+      stats_show_clients, 0 },
+    { "show events", "[N]", 0, 1, "the last N (default 50) server state changes",
+      stats_show_events, 0 },
+    { "which", "POOL IP", 2, 2,
+      "where a new connection from IP goes now, and why (persist, hash, spill, schedule)",
+      stats_which, 0 },
+    { "disable server", "POOL/SERVER", 1, 1, "state maint: out of service",
+      stats_admin, ADMIN_MAINT },
+    { "drain server", "POOL/SERVER", 1, 1,
+      "state drain: keeps its persistent clients, no new ones", stats_admin, ADMIN_DRAIN },
+    { "enable server", "POOL/SERVER", 1, 1, "leaves maint/drain; health decides up/down",
+      stats_admin, ADMIN_NONE },
+    { "set weight", "POOL/SERVER N", 2, 2, "new weight, 0-256", stats_set_weight, 0 },
+    { "clear counters", "", 0, 0, "zeroes total, failed, bytes and client counts",
+      stats_clear_counters, 0 },
+};
+
+static void stats_help(struct stats_ctx *ctx, const struct stats_command *cmd,
+                       char **args, size_t nargs, struct buf *out)
+{
+    (void)ctx;
+    (void)cmd;
+    (void)args;
+    (void)nargs;
+    for (size_t i = 0; i < ARRAY_LEN(stats_commands); i++) {
+        const struct stats_command *c = &stats_commands[i];
+        char head[64];
+        snprintf(head, sizeof(head), "%s%s%s", c->words, c->usage[0] ? " " : "", c->usage);
+        buf_printf(out, "%-28s %s\n", head, c->help);
+    }
+}
+
+/* How many leading words of the line are <cmd>'s fixed words, or 0. */
+static size_t stats_command_match(const struct stats_command *cmd, char **words, size_t n)
+{
+    const char *w = cmd->words;
+    size_t k = 0;
+    while (*w != '\0') {
+        size_t len = strcspn(w, " ");
+        if (k == n || strlen(words[k]) != len || strncmp(words[k], w, len) != 0)
+            return 0;
+        k++;
+        w += len;
+        w += *w == ' ';
+    }
+    return k;
+}
+
+const char *stats_command_words(size_t i)
+{
+    return i < ARRAY_LEN(stats_commands) ? stats_commands[i].words : NULL;
 }
 
 void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
@@ -354,37 +454,22 @@ void stats_execute(struct stats_ctx *ctx, const char *line, struct buf *out)
     if (n == 0)
         return;   /* an empty command gets no answer, not even a blank line */
 
-    if (n == 1 && strcmp(words[0], "help") == 0)
-        buf_append(out, stats_help, sizeof(stats_help) - 1);
-    else if (n == 2 && strcmp(words[0], "show") == 0 && strcmp(words[1], "info") == 0)
-        stats_show_info(ctx, out);
-    else if (n == 2 && strcmp(words[0], "show") == 0 && strcmp(words[1], "stat") == 0)
-        stats_show_csv(ctx, out);
-    else if (n == 3 && strcmp(words[0], "show") == 0 && strcmp(words[1], "stat") == 0 &&
-             strcmp(words[2], "json") == 0)
-        stats_write_json(ctx, out);
-    else if (n >= 2 && n <= 4 && strcmp(words[0], "show") == 0 &&
-             strcmp(words[1], "clients") == 0)
-        stats_show_clients(ctx, words + 2, n - 2, out);
-    else if (n == 3 && strcmp(words[1], "server") == 0 &&
-             (strcmp(words[0], "disable") == 0 || strcmp(words[0], "drain") == 0 ||
-              strcmp(words[0], "enable") == 0))
-        stats_admin(ctx, words[0], words[2], out);
-    else if (n == 4 && strcmp(words[0], "set") == 0 && strcmp(words[1], "weight") == 0)
-        stats_set_weight(ctx, words[2], words[3], out);
-    else if (n == 2 && strcmp(words[0], "clear") == 0 && strcmp(words[1], "counters") == 0)
-        stats_clear_counters(ctx, out);
-    else if (n == 3 && strcmp(words[0], "which") == 0)
-        stats_which(ctx, words[1], words[2], out);
-    else if ((n == 2 || n == 3) && strcmp(words[0], "show") == 0 &&
-             strcmp(words[1], "events") == 0) {
-        unsigned long k = STATS_EVENTS_DEFAULT;
-        if (n == 3 && stats_parse_uint(words[2], 1, EVENTS_MAX, &k) == -1)
-            buf_printf(out, "error: N must be a whole number in 1-%d\n", EVENTS_MAX);
-        else
-            events_show(out, k);
+    /* the row whose fixed words are the longest prefix of the line */
+    const struct stats_command *cmd = NULL;
+    size_t fixed = 0;
+    for (size_t i = 0; i < ARRAY_LEN(stats_commands); i++) {
+        size_t k = stats_command_match(&stats_commands[i], words, n);
+        if (k > fixed) {
+            cmd = &stats_commands[i];
+            fixed = k;
+        }
     }
-    else
+    if (cmd == NULL)
         buf_printf(out, "error: unknown command '%.64s'; try 'help'\n", line);
+    else if (n - fixed < cmd->min_args || n - fixed > cmd->max_args)
+        buf_printf(out, "error: usage: %s%s%s\n", cmd->words, cmd->usage[0] ? " " : "",
+                   cmd->usage);
+    else
+        cmd->run(ctx, cmd, words + fixed, n - fixed, out);
     buf_append(out, "\n", 1);
 }

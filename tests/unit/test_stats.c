@@ -256,6 +256,51 @@ static void test_help_lists_the_four_commands(void **state)
     assert_ends_with_blank_line(a);
 }
 
+/* help is printed from the command table: one line per command, each
+ * command it lists is one the dispatcher knows (never "unknown command",
+ * at worst a usage error for missing arguments), and the commands of the
+ * contract are all there. */
+static void test_help_lists_every_command_and_each_is_accepted(void **state)
+{
+    struct fixture *f = *state;
+    char help[4096];
+    snprintf(help, sizeof(help), "%s", run(f, "help"));
+    size_t ncommands = 0;
+    for (; stats_command_words(ncommands) != NULL; ncommands++) {
+        const char *words = stats_command_words(ncommands);
+        char needle[80];
+        snprintf(needle, sizeof(needle), "\n%s ", words);
+        if (strncmp(help, words, strlen(words)) != 0 && strstr(help, needle) == NULL)
+            fail_msg("help does not list '%s': '%s'", words, help);
+        const char *a = run(f, words);
+        if (strncmp(a, "error: unknown command", 22) == 0)
+            fail_msg("'%s' from help is unknown: '%s'", words, a);
+    }
+    assert_int_equal(count_lines(help), ncommands + 1);   /* + the empty line */
+    static const char *const contract[] = {
+        "help", "show info", "show stat", "show stat json", "show clients", "which",
+        "show events", "disable server", "drain server", "enable server", "set weight",
+        "clear counters",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(contract); i++) {
+        size_t k = 0;
+        while (stats_command_words(k) != NULL && strcmp(stats_command_words(k),
+                                                        contract[i]) != 0)
+            k++;
+        if (stats_command_words(k) == NULL)
+            fail_msg("no command '%s' in the table", contract[i]);
+    }
+}
+
+static void test_missing_arguments_answer_the_usage(void **state)
+{
+    struct fixture *f = *state;
+    assert_string_equal(run(f, "which php"), "error: usage: which POOL IP\n\n");
+    assert_string_equal(run(f, "set weight php/web1"),
+                        "error: usage: set weight POOL/SERVER N\n\n");
+    assert_string_equal(run(f, "show events 1 2"), "error: usage: show events [N]\n\n");
+}
+
 static void test_help_tolerates_spaces_and_cr(void **state)
 {
     struct fixture *f = *state;
@@ -508,6 +553,8 @@ int main(void)
         cmocka_unit_test(test_json_checker_tells_valid_from_invalid),
         FIXTURE_TEST(test_help_lists_the_four_commands),
         FIXTURE_TEST(test_help_tolerates_spaces_and_cr),
+        FIXTURE_TEST(test_help_lists_every_command_and_each_is_accepted),
+        FIXTURE_TEST(test_missing_arguments_answer_the_usage),
         FIXTURE_TEST(test_show_info_has_the_contract_keys),
         FIXTURE_TEST(test_show_info_uptime_follows_the_clock),
         FIXTURE_TEST(test_show_stat_header_is_exact),
