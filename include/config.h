@@ -18,7 +18,6 @@ enum log_target { LOG_STDERR = 0, LOG_OFF, LOG_FILE };
 
 #define CONFIG_WORKERS_MAX 64
 #define CONFIG_ERR_LEN 512
-#define CONFIG_SPLICE_PIPES 64      /* default splice_pipes */
 
 struct global_conf {
     unsigned workers;           /* resolved: "auto" -> CPU count */
@@ -27,7 +26,8 @@ struct global_conf {
     char *stats_http;           /* owned, NULL if none */
     struct net_addr stats_http_addr;
     enum log_target log;
-    char *log_path;             /* owned, for LOG_FILE */
+    char *log_path;             /* owned: the log key as written (the path
+                                   when log is LOG_FILE) */
     double shutdown_timeout;
     char *user;                 /* owned, NULL: keep the starting user */
     char *group;                /* owned, NULL: the user's primary group */

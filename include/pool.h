@@ -51,8 +51,6 @@ struct server {
 
 enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
 
-#define POOL_PERSIST_MAX_DEFAULT 65536
-
 /* A connection waiting for a server slot under maxconn. Embedded in the
  * session; the queue links it, the session owns it. */
 struct pool_queue_node {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "health.h"
 #include "listener.h"
 #include "log.h"
@@ -87,24 +88,12 @@ static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
         worker_request_stop(&main_state.workers[i]);
 }
 
-/* Settings that only a restart changes: a reload keeps the running ones and
- * says so. */
+/* Settings that only a restart changes (flagged so in the key table): a
+ * reload keeps the running ones and says so. */
 static void main_reload_keep_global(struct config *now, struct config *next)
 {
-    struct global_conf *g = &now->global, *n = &next->global;
-    const char *kept[5];
-    size_t nkept = 0;
-    if ((g->stats_socket == NULL) != (n->stats_socket == NULL) ||
-        (g->stats_socket && strcmp(g->stats_socket, n->stats_socket) != 0))
-        kept[nkept++] = "stats_socket";
-    if ((g->stats_http == NULL) != (n->stats_http == NULL) ||
-        (g->stats_http && strcmp(g->stats_http, n->stats_http) != 0))
-        kept[nkept++] = "stats_http";
-    if (g->log != n->log ||
-        (g->log == LOG_FILE && strcmp(g->log_path, n->log_path) != 0))
-        kept[nkept++] = "log";
-    if (g->splice_pipes != n->splice_pipes)
-        kept[nkept++] = "splice_pipes";
+    const char *kept[16];
+    size_t nkept = config_restart_changes(now, next, kept, ARRAY_LEN(kept));
     for (size_t i = 0; i < nkept; i++)
         log_msg("reload: %s changed; it takes a restart, the running one stays",
                 kept[i]);

@@ -236,7 +236,7 @@ static void test_absent_keys_take_defaults(void **state)
     assert_null(c->global.stats_socket);
     assert_null(c->global.stats_http);
     assert_int_equal(c->global.log, LOG_STDERR);
-    assert_null(c->global.log_path);
+    assert_string_equal(c->global.log_path, "stderr");   /* the default, as written */
     assert_true(c->global.shutdown_timeout == 10.0);
     assert_int_equal(c->listeners[0].mode, LISTENER_TCP);
     assert_string_equal(listener_mode_str(c->listeners[0].mode), "tcp");
@@ -344,7 +344,7 @@ static void test_log_stderr_then_off_values(void **state)
     c = load("[global]\nlog = off\n" LISTENER_WEB "[pool p]\n");
     assert_non_null(c);
     assert_int_equal(c->global.log, LOG_OFF);
-    assert_null(c->global.log_path);
+    assert_string_equal(c->global.log_path, "off");
     config_unref(c);
 }
 

@@ -1,0 +1,144 @@
+/* test_config_keys.c — config_keys.c: the key tables themselves (every key
+ * has help text, every default parses with the key's own parser and gives
+ * the value the docs state), server line options (the option list in
+ * messages comes from the table), and which [global] changes a reload keeps
+ * for a restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "config_keys.h"
+#include "pool.h"
+#include "scheduler.h"
+#include "util.h"
+
+static const char base[] =
+    "[listener web]\nbind = 127.0.0.1:8080\npool = p\n[pool p]\nserver = a 127.0.0.1:1\n";
+
+static struct config *load(const char *global)
+{
+    char text[2048], err[CONFIG_ERR_LEN];
+    snprintf(text, sizeof(text), "[global]\n%s%s", global, base);
+    struct config *c = config_load_string("t.ini", text, err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    return c;
+}
+
+static void test_every_key_is_documented_and_unique(void **state)
+{
+    (void)state;
+    static const enum config_section sections[] = {
+        SECTION_GLOBAL, SECTION_LISTENER, SECTION_POOL,
+    };
+    size_t total = 0;
+    for (size_t s = 0; s < ARRAY_LEN(sections); s++) {
+        size_t n;
+        const struct config_key *keys = config_section_keys(sections[s], &n);
+        assert_true(n > 0);
+        total += n;
+        for (size_t i = 0; i < n; i++) {
+            assert_non_null(keys[i].help);
+            assert_true(strlen(keys[i].help) > 8);
+            assert_ptr_equal(config_key_find(sections[s], keys[i].name), &keys[i]);
+            if (keys[i].kind == CONFIG_WORD)
+                assert_non_null(keys[i].words);
+        }
+    }
+    assert_true(total >= 30);
+    assert_null(config_key_find(SECTION_POOL, "colour"));
+}
+
+/* The defaults come from the table: what docs/configuration.md states. */
+static void test_defaults_are_the_documented_values(void **state)
+{
+    (void)state;
+    struct config *c = load("");
+    struct pool *p = &c->pools[0];
+    assert_int_equal(c->global.maxconn, 100000);
+    assert_true(c->global.shutdown_timeout == 10);
+    assert_int_equal(c->global.splice, 1);
+    assert_int_equal(c->global.splice_pipes, 64);
+    assert_int_equal(c->global.log, LOG_STDERR);
+    assert_string_equal(p->sched->name, "roundrobin");
+    assert_true(p->persist_timeout == 1800 && p->connect_timeout == 2 &&
+                p->server_timeout == 60 && p->idle_timeout == 300 &&
+                p->queue_timeout == 5 && p->health_interval == 2 &&
+                p->health_timeout == 1);
+    assert_int_equal(p->persist_max, 65536);
+    assert_int_equal(p->retries, 2);
+    assert_int_equal(p->rise, 2);
+    assert_int_equal(p->fall, 3);
+    assert_int_equal(p->health, HEALTH_TCP);
+    assert_string_equal(p->health_path, "/health");
+    assert_int_equal(c->listeners[0].mode, LISTENER_TCP);
+    assert_int_equal(c->listeners[0].accept_proxy, 0);
+    config_unref(c);
+}
+
+static void test_server_options_come_from_the_table(void **state)
+{
+    (void)state;
+    assert_string_equal(config_server_option_names(),
+                        "weight=N, maxconn=N, send-proxy, send-proxy-v2");
+    struct server s = { .weight = 1 };
+    char opts[] = "weight=7 send-proxy-v2 maxconn=9";
+    char err[256];
+    assert_int_equal(config_server_options("a", opts, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.weight, 7);
+    assert_int_equal(s.maxconn, 9);
+    assert_int_equal(s.send_proxy, 2);
+    static const char *const bad[][2] = {
+        { "weight=257", "server a: weight must be 0-256, got '257'" },
+        { "maxconn=-1", "server a: maxconn must be 0-1000000, got '-1'" },
+        { "weight", "server a: unknown option 'weight' (known: weight=N" },
+        { "send-proxy=1", "server a: unknown option 'send-proxy' (known: " },
+        { "heavy", "server a: unknown option 'heavy' (known: " },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        char copy[64];
+        snprintf(copy, sizeof(copy), "%s", bad[i][0]);
+        assert_int_equal(config_server_options("a", copy, &s, err, sizeof(err)), -1);
+        if (strncmp(err, bad[i][1], strlen(bad[i][1])) != 0)
+            fail_msg("'%s' gave '%s'", bad[i][0], err);
+    }
+}
+
+static void test_restart_keys_that_changed_are_named(void **state)
+{
+    (void)state;
+    struct config *a = load("stats_socket = /tmp/a.sock\nlog = stderr\nsplice = auto\n"
+                            "splice_pipes = 64\nmaxconn = 10\n");
+    struct config *same = load("stats_socket = /tmp/a.sock\nlog = stderr\n"
+                               "splice = off\nsplice_pipes = 64\nmaxconn = 20\n");
+    struct config *other = load("stats_socket = /tmp/b.sock\nlog = off\n"
+                                "splice_pipes = 8\nstats_http = 127.0.0.1:9100\n");
+    const char *names[16];
+    /* splice and maxconn are reloadable: nothing to keep */
+    assert_int_equal(config_restart_changes(a, same, names, 16), 0);
+    size_t n = config_restart_changes(a, other, names, 16);
+    assert_int_equal(n, 4);
+    assert_string_equal(names[0], "stats_socket");
+    assert_string_equal(names[1], "stats_http");
+    assert_string_equal(names[2], "log");
+    assert_string_equal(names[3], "splice_pipes");
+    config_unref(a);
+    config_unref(same);
+    config_unref(other);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_key_is_documented_and_unique),
+        cmocka_unit_test(test_defaults_are_the_documented_values),
+        cmocka_unit_test(test_server_options_come_from_the_table),
+        cmocka_unit_test(test_restart_keys_that_changed_are_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
