@@ -1,0 +1,150 @@
+/* session_int.h — the inside of a session, shared by the files that make
+ * one up and by nothing else: session.c (start, placement, connect with
+ * retries, error answers, reload, close and log) and session_relay.c (io
+ * interest, the relay itself, half-closes, the watcher and timer
+ * callbacks). Everyone else holds a struct session only as a pointer. */
+#ifndef TCPLB_SESSION_INT_H
+#define TCPLB_SESSION_INT_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "client_key.h"
+#include "pipe_pool.h"
+#include "pool.h"
+#include "session.h"
+#include "worker.h"
+
+struct config;
+struct listener_conf;
+
+/* An IPv4 or IPv6 address: 28 bytes instead of sockaddr_storage's 128,
+ * two of them in every session. */
+union session_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+enum session_state {
+    SESSION_PROXY_WAIT,  /* accept_proxy: reading the PROXY header */
+    SESSION_QUEUED,      /* waiting for a slot under server maxconn */
+    SESSION_FD_WAIT,     /* out of descriptors: retrying the connect shortly */
+    SESSION_CONNECTING,
+    SESSION_RELAYING,
+    SESSION_ANSWERING,   /* writing an HTTP error answer */
+    SESSION_LINGERING,   /* answer sent, reading until the client closes */
+};
+
+struct session_side {
+    ev_io io;               /* io.data: the session */
+    int fd;                 /* owned, -1 when closed */
+    int events;             /* what io is registered for */
+    int eof;                /* this side sent FIN */
+    int shut;               /* we sent FIN to this side (or it is deferred) */
+    int fin_deferred;       /* shut, but shutdown() waits for this side's
+                               own event queued in the same loop pass */
+};
+
+struct session_pipe {       /* bytes flowing toward one side */
+    char *buf;              /* from the worker's pool while non-empty */
+    uint32_t start, end;
+    struct pipe_fds kp;     /* a kernel pipe while splice() moves bytes */
+    uint32_t in_kp;         /* bytes waiting in kp */
+    int splicing;           /* a bulk transfer: read with splice() */
+};
+
+/* The error answers of mode = http, and what answering each counts. */
+enum session_answer { SESSION_503 = 0, SESSION_502, SESSION_504 };
+
+/* Owner: the worker that accepted it (on its list through `member`); freed
+ * by session_close() only. */
+struct session {
+    struct worker_member member;   /* on the worker's list */
+    struct worker *worker;
+    struct config *config;         /* one reference: listener, pool, servers */
+    struct listener_conf *listener;
+    struct pool *pool;
+    struct server *server;         /* holds one `active` while set */
+    struct server *served_by;      /* the server whose connect succeeded */
+    struct server *retried_from;   /* last failed server, counted `retried` */
+    enum session_state state;
+    enum session_term term;
+
+    struct session_side client, srv;
+    struct session_pipe to_srv, to_client;
+
+    ev_timer timer;
+    ev_tstamp timer_at;            /* absolute deadline the timer is set for */
+    ev_tstamp started, connect_started, last_activity;
+    ev_tstamp awaiting_since;      /* client bytes sent, no answer yet; 0 = no */
+    double connect_ms;             /* of the successful connect, <0 = none */
+    struct timespec wall_start;
+
+    uint64_t bytes_in, bytes_out;
+    uint32_t tried[POOL_RETRIES_MAX + 1];
+    uint32_t ntried;
+
+    struct client_key key;         /* the client's IP, for the client table */
+    int placed;                    /* counted in the pool's client table */
+    int placed_early;              /* counted open by client_maxconn's admit */
+    struct pool_queue_node qnode;  /* in the pool's queue while QUEUED */
+    ev_tstamp queued_since;
+    ev_tstamp fd_wait_since;       /* first failed attempt for want of an fd */
+    int dispatching;               /* taken from the queue head: no re-queue */
+
+    enum session_answer answer;    /* while ANSWERING */
+    size_t answer_off;
+
+    union session_addr client_addr;        /* from the PROXY header if any */
+    union session_addr local_addr;         /* where the client connected to */
+    int local_known;
+};
+
+/* ---- session.c ---------------------------------------------------------- */
+
+/* The only way a session ends: stops every watcher before freeing. */
+void session_close(struct session *s, enum session_term term);
+/* The connect to s->server finished well; the relay starts. */
+void session_connected(struct session *s);
+/* The connect to s->server failed (refused, reset, timed out, or the PROXY
+ * header could not be sent): counted, and the next server tried. */
+void session_connect_failed(struct session *s);
+/* Places the session: picks a server and starts connecting. 1 if it went
+ * to the queue, 0 otherwise (connecting, relaying or closed). */
+int session_connect(struct session *s);
+/* In http mode answers <a> and closes, in tcp mode just closes; counts the
+ * answer (503: rejected, 502/504 on their own). */
+void session_fail(struct session *s, enum session_answer a, enum session_term term);
+/* Reads the PROXY header (accept_proxy) and places the connection. */
+void session_proxy_read(struct session *s);
+/* The answer's bytes. */
+const char *session_answer_text(enum session_answer a, size_t *len);
+
+/* ---- session_relay.c ----------------------------------------------------- */
+
+void session_timer_arm(struct session *s, ev_tstamp deadline);
+/* The nearest deadline while relaying: idle, or the server's if it owes an
+ * answer. */
+ev_tstamp session_relay_deadline(const struct session *s);
+/* Derives every watcher's interest from the state: the one place. */
+void session_update_io(struct session *s);
+/* Stops watching <side> (and flushes a deferred FIN). */
+void session_side_want(struct session *s, struct session_side *side, int events);
+/* Gives back a pipe's buffer and kernel pipe (bytes still in it are
+ * dropped with it). */
+void session_pipe_release(struct session *s, struct session_pipe *p);
+int session_pipe_empty(const struct session_pipe *p);
+/* Reads from <from> into the empty pipe <p> and writes on to <to>; writes
+ * what <p> holds to <to>. Both return -1 if the session was closed. */
+int session_pump(struct session *s, struct session_side *from, struct session_pipe *p,
+                 struct session_side *to);
+int session_flush(struct session *s, struct session_side *to, struct session_pipe *p,
+                  struct session_side *from);
+/* The libev callbacks. */
+void session_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+#endif
