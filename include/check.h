@@ -42,4 +42,9 @@ void check_state_init(struct check_state *st);
 enum check_change check_state_result(struct check_state *st, int ok,
                                      unsigned rise, unsigned fall);
 
+/* Traffic saw <fall> connects in a row fail (passive checks): a server that
+ * is up goes down at once, as if its last <fall> checks had failed; one
+ * that is down already stays so (CHECK_SAME). */
+enum check_change check_state_passive_down(struct check_state *st, unsigned fall);
+
 #endif

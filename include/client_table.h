@@ -32,9 +32,11 @@ struct client_table *client_table_ref(struct client_table *t);
 void client_table_free(struct client_table *t);    /* NULL is a no-op */
 
 /* Copies every entry of <from> into <to>, its server index passed through
- * map[index] (entries whose map is CLIENT_NONE keep their counts but forget
- * their server). For a reload that changed a pool's servers. Main thread;
- * <to> is not in use yet. */
+ * map[index] (entries whose map is CLIENT_NONE forget their server), with
+ * its total but no open connection: each open one is moved in by its own
+ * session (client_table_moved_in) once its worker applies the reload, so
+ * the count stays exact. For a reload that changed a pool's servers. Main
+ * thread; <to> is not in use yet. */
 void client_table_copy(struct client_table *from, struct client_table *to,
                        const uint32_t *map, uint32_t map_len);
 
@@ -69,6 +71,11 @@ uint32_t client_table_claim(struct client_table *t, const struct client_key *k,
 /* A connection counted by client_table_placed() has ended. Harmless if the
  * entry was evicted in between. */
 void client_table_ended(struct client_table *t, const struct client_key *k);
+
+/* A connection counted open in another table (the pool before a reload)
+ * counts open here now: one more active for <k>, created if need be, its
+ * total unchanged. Any thread. */
+void client_table_moved_in(struct client_table *t, const struct client_key *k);
 
 /* Copies the <n> clients with the most connections, busiest first. Returns
  * how many were copied. */

@@ -49,6 +49,9 @@ struct listener_conf {
     unsigned long maxconn;      /* 0 = only the global maxconn */
     int64_t *active_all;        /* owned: open connections, all workers (atomic) */
     struct listener_counters *counters;  /* owned: [workers] */
+    /* The listener of the same name in the config a reload brought, NULL
+     * when there is none (see server.successor). */
+    struct listener_conf *successor;
 };
 
 struct config {

@@ -47,6 +47,10 @@ struct server {
     unsigned cur_weight;        /* atomic access */
     unsigned passive_failures;  /* consecutive failed connects by traffic */
     struct server_counters *counters;   /* owned: [nworkers] */
+    /* The same server (by name) in the config a reload replaced this one's
+     * with, NULL when it left; set by pool_adopt() on the main thread before
+     * the workers get the new config, read by them as they apply it. */
+    struct server *successor;
 };
 
 enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
@@ -103,6 +107,7 @@ struct pool {
     char *health_path;          /* owned */
     double health_interval, health_timeout;
     unsigned rise, fall;
+    struct pool *successor;     /* as server.successor, for the pool */
 };
 
 /* Current state and weight as workers see them. Any thread. */
@@ -176,12 +181,20 @@ int pool_has_room(struct pool *p);
 int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen);
 
 /* Reload: takes over from <old> (the same pool in the running config) what
- * must outlive the swap. Servers with the same name share their counters;
- * if the server list is the same (names, in order), active counts and the
- * client table are shared too, else the client table is copied with its
- * server indexes remapped by name. Server states are set from <old>'s by
- * the caller (the health checker). Main thread, before <p> is published. */
+ * must outlive the swap, and links <old> and its servers to their
+ * successors in <p> (matched by name). Servers with the same name share
+ * their counters; if the server list is the same (names, in order), active
+ * counts and the client table are shared too, else the client table is
+ * copied (without open connections) with its server indexes remapped by
+ * name, and each open connection moves its active count and client entry
+ * over when its worker applies the reload (session_reload). Server states
+ * are set from <old>'s by the caller (the health checker). Main thread,
+ * before <p> is published. */
 void pool_adopt(struct pool *p, struct pool *old);
+
+/* Forgets the successors a reload attempt set (one that failed after
+ * pool_adopt must not leave them pointing into a config it freed). */
+void pool_forget_successors(struct pool *p);
 
 /* Frees everything the pool owns (not the struct itself, which lives in the
  * config's array). Harmless on a zeroed pool. */

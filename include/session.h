@@ -39,6 +39,14 @@ struct worker_member;
 /* The session that holds <m> (its place on the worker's list). */
 struct session *session_of(struct worker_member *m);
 
+/* The worker applied a reload from <old>: a session of <old> whose listener,
+ * pool and servers all remain (by name) moves onto their successors, so it
+ * keeps counting on its server (active, maxconn, the schedulers' loads and
+ * its client's entry) and uses the new pool's settings from now on; any
+ * other session finishes on the config it started with. Worker thread. */
+struct config;
+void session_reload(struct session *s, struct config *old);
+
 /* Ends a session now with <term> (used by shutdown). */
 void session_abort(struct session *s, enum session_term term);
 

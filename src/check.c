@@ -74,3 +74,14 @@ enum check_change check_state_result(struct check_state *st, int ok,
     }
     return CHECK_SAME;
 }
+
+enum check_change check_state_passive_down(struct check_state *st, unsigned fall)
+{
+    if (!st->up)
+        return CHECK_SAME;
+    st->up = 0;
+    st->fresh = 0;
+    st->successes = 0;
+    st->failures = fall;
+    return CHECK_WENT_DOWN;
+}

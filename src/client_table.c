@@ -324,6 +324,16 @@ void client_table_ended(struct client_table *t, const struct client_key *k)
     pthread_mutex_unlock(&s->lock);
 }
 
+void client_table_moved_in(struct client_table *t, const struct client_key *k)
+{
+    struct client_stripe *s;
+    struct client_entry *e = k->len ? client_entry_get(t, k, &s) : NULL;
+    if (e == NULL)
+        return;
+    e->stat.active++;
+    client_entry_done(s, e);
+}
+
 /* Keeps out[0..*n) sorted busiest first, at most cap entries. */
 static void client_top_insert(struct client_stat *out, size_t *n, size_t cap,
                               const struct client_stat *st)
@@ -386,7 +396,7 @@ void client_table_copy(struct client_table *from, struct client_table *to,
             struct client_entry *c = client_find(d, h, &st->key);
             if (c != NULL) {      /* placed() counted one connection: set the real ones */
                 c->stat.total = st->total;
-                c->stat.active = st->active;
+                c->stat.active = 0;
             }
             pthread_mutex_unlock(&d->lock);
         }

@@ -315,15 +315,9 @@ static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
         unsigned n = __atomic_load_n(&c->srv->passive_failures, __ATOMIC_RELAXED);
         if (n < c->pool->fall)
             continue;
-        if (!c->st.up) {      /* down already: this run counts for nothing */
-            __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
-            continue;
-        }
         __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
-        c->st.up = 0;
-        c->st.fresh = 0;
-        c->st.successes = 0;
-        c->st.failures = c->pool->fall;
+        if (check_state_passive_down(&c->st, c->pool->fall) == CHECK_SAME)
+            continue;         /* down already: this run counts for nothing */
         char reason[128];
         snprintf(reason, sizeof(reason), "%u consecutive connects by traffic failed, "
                  "%u/%u", n, c->pool->fall, c->pool->fall);
@@ -360,9 +354,15 @@ static void health_inherit(struct health_check *c, struct health *previous)
         c->admin = o->admin;
         c->at_up = o->at_up;
         c->left_up = o->left_up;
-        if (c->pool->health == HEALTH_NONE)
+        /* it starts where it was; what the new settings change from there
+         * is a state change like any other, with its event */
+        pool_set_server_state(c->srv, server_state(o->srv));
+        if (c->pool->health == HEALTH_NONE && !c->st.up) {
             check_state_init(&c->st);      /* no checks any more: health says up */
-        pool_set_server_state(c->srv, health_effective(c));
+            health_publish(c, "reload: health = none");
+        } else {
+            health_publish(c, "reload");
+        }
         return;
     }
 }

@@ -99,6 +99,16 @@ static void main_reload_keep_global(struct config *now, struct config *next)
                 kept[i]);
 }
 
+/* Clears what a reload attempt linked from the running config to the next
+ * one: sessions follow these links when their worker applies the reload. */
+static void main_forget_successors(struct config *c)
+{
+    for (size_t i = 0; i < c->nlisteners; i++)
+        c->listeners[i].successor = NULL;
+    for (size_t i = 0; i < c->npools; i++)
+        pool_forget_successors(&c->pools[i]);
+}
+
 /* SIGHUP: load and validate the file completely, then swap. Nothing of the
  * running state changes unless every step that can fail has succeeded. */
 static void main_reload(struct main_state *m)
@@ -141,6 +151,7 @@ static void main_reload(struct main_state *m)
     }
 
     /* Past this point nothing fails but the health checker's allocation. */
+    main_forget_successors(old);
     for (size_t p = 0; p < next->npools; p++) {
         struct pool *was = config_find_pool(old, next->pools[p].name);
         if (was != NULL)
@@ -149,6 +160,7 @@ static void main_reload(struct main_state *m)
     for (size_t l = 0; l < next->nlisteners; l++)
         for (size_t o = 0; o < old->nlisteners; o++)
             if (strcmp(next->listeners[l].name, old->listeners[o].name) == 0) {
+                old->listeners[o].successor = &next->listeners[l];
                 counters_free(next->listeners[l].counters);
                 next->listeners[l].counters = counters_ref(old->listeners[o].counters);
                 counters_free(next->listeners[l].active_all);
@@ -160,6 +172,7 @@ static void main_reload(struct main_state *m)
         for (unsigned i = 0; i < m->nworkers; i++)
             listener_retire(socks[i], nsocks[i], m->workers[i].socks,
                             m->workers[i].nsocks);
+        main_forget_successors(old);
         config_unref(next);
         return;
     }

@@ -218,11 +218,13 @@ void pool_adopt(struct pool *p, struct pool *old)
             map[i] = mine ? mine->index : CLIENT_NONE;
         if (mine == NULL || mine->index != i)
             same = 0;
+        old->servers[i].successor = mine;
         if (mine != NULL) {
             counters_free(mine->counters);
             mine->counters = counters_ref(old->servers[i].counters);
         }
     }
+    old->successor = p;
     if (same) {
         pool_actives_free(p->actives);
         p->actives = old->actives;
@@ -234,6 +236,13 @@ void pool_adopt(struct pool *p, struct pool *old)
         client_table_copy(old->clients, p->clients, map, old->nservers);
     }
     free(map);
+}
+
+void pool_forget_successors(struct pool *p)
+{
+    p->successor = NULL;
+    for (uint32_t i = 0; i < p->nservers; i++)
+        p->servers[i].successor = NULL;
 }
 
 void pool_release(struct pool *p)

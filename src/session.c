@@ -433,6 +433,72 @@ void session_queue_run(struct worker *w)
     }
 }
 
+/* ---- reload ----------------------------------------------------------------------- */
+
+/* <srv>'s successor, or NULL; NULL in, NULL out (*ok cleared when a server
+ * has none). */
+static struct server *session_successor(struct server *srv, int *ok)
+{
+    if (srv == NULL)
+        return NULL;
+    if (srv->successor == NULL)
+        *ok = 0;
+    return srv->successor;
+}
+
+void session_reload(struct session *s, struct config *old)
+{
+    /* only sessions of the config just replaced: the links of older ones
+     * may point into configs freed since */
+    if (s->config != old)
+        return;
+    struct listener_conf *listener = s->listener->successor;
+    struct pool *pool = s->pool->successor;
+    int ok = listener != NULL && pool != NULL && listener->pool == pool;
+    struct server *server = session_successor(s->server, &ok);
+    struct server *served_by = session_successor(s->served_by, &ok);
+    struct server *retried_from = session_successor(s->retried_from, &ok);
+    if (!ok)
+        return;
+
+    int queued = s->state == SESSION_QUEUED;
+    if (queued)
+        pool_queue_remove(s->pool, &s->qnode);
+    if (server != NULL) {
+        /* the same cell when the reload kept the server list: no change */
+        server_active_add(server, 1);
+        server_active_add(s->server, -1);
+    }
+    if ((s->placed || s->placed_early) && pool->clients != s->pool->clients) {
+        client_table_ended(s->pool->clients, &s->key);
+        client_table_moved_in(pool->clients, &s->key);
+    }
+    uint32_t ntried = 0;
+    for (uint32_t i = 0; i < s->ntried; i++) {
+        struct server *t = s->pool->servers[s->tried[i]].successor;
+        if (t != NULL)
+            s->tried[ntried++] = t->index;
+    }
+    s->ntried = ntried;
+    s->listener = listener;
+    s->pool = pool;
+    s->server = server;
+    s->served_by = served_by;
+    s->retried_from = retried_from;
+    config_unref(s->config);
+    s->config = config_ref(s->worker->config);
+    if (!queued)
+        return;
+    if (pool->has_maxconn) {
+        pool_queue_push(pool, &s->qnode, 0);
+        if (pool_has_room(pool))
+            session_queue_kick(pool);
+        return;
+    }
+    s->dispatching = 1;    /* no cap any more: place it now */
+    (void)session_connect(s);
+}
+
 /* ---- start ------------------------------------------------------------------------ */
 
 /* The client's IP is final (after a PROXY header): admit it under

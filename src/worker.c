@@ -170,8 +170,17 @@ static void worker_apply_reload(struct worker *w)
     w->nsocks = nsocks;
     for (size_t i = 0; i < nsocks; i++)
         socks[i].worker = w;
-    config_unref(w->config);
+    struct config *old = w->config;
     w->config = c;
+    /* open connections move onto the new config where they can; one may
+     * close while moving (placed anew and refused), so the next is taken
+     * first */
+    struct worker_member *m = LIST_FIRST(&w->sessions), *next;
+    for (; m != NULL; m = next) {
+        next = LIST_NEXT(m, link);
+        session_reload(session_of(m), old);
+    }
+    config_unref(old);
     if (w->stopping) {
         listener_close_all(w->socks, w->nsocks);
         w->socks = NULL;

@@ -489,6 +489,26 @@ static void test_http_line_limit(void **state)
     test_free(b);
 }
 
+/* Passive checks go through the same machine: traffic's run of failures
+ * takes an up server down at once, as <fall> failed checks would, and it
+ * then needs <rise> passed checks to come back; a down server is left as
+ * it is. */
+static void test_passive_down_is_a_state_change_of_the_machine(void **state)
+{
+    (void)state;
+    struct check_state st;
+    check_state_init(&st);
+    assert_int_equal(check_state_result(&st, 1, 2, 3), CHECK_SAME);
+    assert_int_equal(check_state_passive_down(&st, 3), CHECK_WENT_DOWN);
+    assert_int_equal(st.up, 0);
+    assert_int_equal(st.failures, 3);
+    assert_int_equal(st.fresh, 0);
+    assert_int_equal(check_state_passive_down(&st, 3), CHECK_SAME);
+    assert_int_equal(check_state_result(&st, 1, 2, 3), CHECK_SAME);
+    assert_int_equal(check_state_result(&st, 1, 2, 3), CHECK_WENT_UP);
+    assert_int_equal(st.up, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_http_empty_then_binary),
         cmocka_unit_test(test_http_early_divergence),
         cmocka_unit_test(test_http_line_limit),
+        cmocka_unit_test(test_passive_down_is_a_state_change_of_the_machine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
