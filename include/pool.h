@@ -1,6 +1,7 @@
 /* pool.h — pools and their servers: settings from the config, plus the few
  * runtime fields every worker reads (state, weight, active count) and the
- * per-worker counters. Owned by the struct config that holds the pool. */
+ * per-worker counters. Owned by the struct config that holds the pool.
+ * Functions on a pool are pool_*, those on one of its servers server_*. */
 #ifndef TCPLB_POOL_H
 #define TCPLB_POOL_H
 

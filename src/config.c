@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,48 @@ int config_fail(struct config_parse *p, const char *fmt, ...)
     return 0;
 }
 
-const char *listener_mode_str(enum listener_mode m)
-{
-    return m == LISTENER_HTTP ? "http" : "tcp";
-}
-
 /* ---- section handling ------------------------------------------------ */
+
+/* A listener_conf and a pool both begin with their name and line. */
+struct config_named {
+    char *name;
+    int line;
+};
+_Static_assert(offsetof(struct listener_conf, name) == offsetof(struct config_named, name) &&
+               offsetof(struct listener_conf, line) == offsetof(struct config_named, line) &&
+               offsetof(struct pool, name) == offsetof(struct config_named, name) &&
+               offsetof(struct pool, line) == offsetof(struct config_named, line),
+               "listener_conf and pool begin with name and line");
+
+/* Appends a zeroed, named element of <size> bytes to the array *items (of
+ * *n) for a new [KIND NAME] section, refusing a name already used. Returns
+ * it, or NULL after config_fail(). */
+static void *config_add_named(struct config_parse *p, void **items, size_t *n,
+                              size_t size, const char *kind, const char *ident)
+{
+    for (size_t i = 0; i < *n; i++) {
+        const struct config_named *e = (const void *)((char *)*items + i * size);
+        if (strcmp(e->name, ident) == 0) {
+            config_fail(p, "duplicate %s '%s' (first at line %d)", kind, ident, e->line);
+            return NULL;
+        }
+    }
+    void *grown = realloc(*items, (*n + 1) * size);
+    if (grown == NULL)
+        goto nomem;
+    *items = grown;
+    struct config_named *e = (void *)((char *)grown + *n * size);
+    memset(e, 0, size);
+    e->name = strdup(ident);
+    if (e->name == NULL)
+        goto nomem;
+    e->line = p->line;
+    (*n)++;
+    return e;
+nomem:
+    config_fail(p, "out of memory");
+    return NULL;
+}
 
 /* Called by the reader when it meets a "[...]" line, before inih parses
  * it, so that empty sections and repeated headers are seen too. */
@@ -83,51 +120,16 @@ static void config_section_begin(struct config_parse *p, const char *header)
     }
 
     struct config *c = p->cfg;
-    if (is_listener) {
-        for (size_t i = 0; i < c->nlisteners; i++)
-            if (strcmp(c->listeners[i].name, ident) == 0) {
-                config_fail(p, "duplicate listener '%s' (first at line %d)",
-                            ident, c->listeners[i].line);
-                return;
-            }
-        struct listener_conf *l = realloc(c->listeners,
-                                          (c->nlisteners + 1) * sizeof(*l));
-        if (l == NULL)
-            goto nomem;
-        c->listeners = l;
-        l = &c->listeners[c->nlisteners];
-        memset(l, 0, sizeof(*l));
-        config_section_defaults(p, SECTION_LISTENER, l);
-        l->name = strdup(ident);
-        if (l->name == NULL)
-            goto nomem;
-        l->line = p->line;
-        p->index = c->nlisteners++;
-        p->section = SECTION_LISTENER;
-    } else {
-        for (size_t i = 0; i < c->npools; i++)
-            if (strcmp(c->pools[i].name, ident) == 0) {
-                config_fail(p, "duplicate pool '%s' (first at line %d)",
-                            ident, c->pools[i].line);
-                return;
-            }
-        struct pool *pl = realloc(c->pools, (c->npools + 1) * sizeof(*pl));
-        if (pl == NULL)
-            goto nomem;
-        c->pools = pl;
-        pl = &c->pools[c->npools];
-        memset(pl, 0, sizeof(*pl));
-        config_section_defaults(p, SECTION_POOL, pl);
-        pl->name = strdup(ident);
-        if (pl->name == NULL)
-            goto nomem;
-        pl->line = p->line;
-        p->index = c->npools++;
-        p->section = SECTION_POOL;
-    }
-    return;
-nomem:
-    config_fail(p, "out of memory");
+    void *obj = is_listener
+        ? config_add_named(p, (void **)&c->listeners, &c->nlisteners,
+                           sizeof(struct listener_conf), "listener", ident)
+        : config_add_named(p, (void **)&c->pools, &c->npools, sizeof(struct pool),
+                           "pool", ident);
+    if (obj == NULL)
+        return;
+    p->section = is_listener ? SECTION_LISTENER : SECTION_POOL;
+    p->index = (is_listener ? c->nlisteners : c->npools) - 1;
+    config_section_defaults(p, p->section, obj);
 }
 
 /* Refuses a second occurrence of a key that is not repeatable. */

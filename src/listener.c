@@ -20,6 +20,11 @@
  * worker's established sessions run in between. */
 #define LISTENER_ACCEPT_BATCH 64
 
+const char *listener_mode_str(enum listener_mode m)
+{
+    return m == LISTENER_HTTP ? "http" : "tcp";
+}
+
 static void listener_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;

@@ -30,6 +30,12 @@
 struct stats_command;
 typedef void stats_handler(struct stats_ctx *ctx, const struct stats_command *cmd,
                            char **args, size_t nargs, struct buf *out);
+/* Defines a handler; a handler need not use every argument. */
+#define STATS_HANDLER(name)                                                      \
+    static void name(struct stats_ctx *ctx __attribute__((unused)),              \
+                     const struct stats_command *cmd __attribute__((unused)),    \
+                     char **args __attribute__((unused)),                        \
+                     size_t nargs __attribute__((unused)), struct buf *out)
 
 /* One row per command: its fixed words, how many arguments follow, what
  * `help` says of it and the function that answers it. `help` is printed
@@ -44,12 +50,8 @@ struct stats_command {
     int arg;                    /* a handler shared by several rows tells them apart */
 };
 
-static void stats_show_info(struct stats_ctx *ctx, const struct stats_command *cmd,
-                            char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_show_info)
 {
-    (void)cmd;
-    (void)args;
-    (void)nargs;
     struct config *c = ctx->config;
     unsigned nw = c->global.workers;
     uint64_t total = 0, rejected = 0;
@@ -88,12 +90,8 @@ static void stats_show_info(struct stats_ctx *ctx, const struct stats_command *c
                (unsigned long long)sp.bytes);
 }
 
-static void stats_show_csv(struct stats_ctx *ctx, const struct stats_command *cmd,
-                           char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_show_csv)
 {
-    (void)cmd;
-    (void)args;
-    (void)nargs;
     struct config *c = ctx->config;
     buf_printf(out, "# pool,");
     stats_fields_csv_header(stats_server_fields, stats_server_nfields, out);
@@ -160,10 +158,8 @@ static int stats_parse_count(const char *text, unsigned long *n)
 
 /* show clients [POOL] [N]: busiest first. Over all pools the server column
  * reads POOL/SERVER, since one IP may use several pools. */
-static void stats_show_clients(struct stats_ctx *ctx, const struct stats_command *cmd,
-                               char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_show_clients)
 {
-    (void)cmd;
     struct config *c = ctx->config;
     struct pool *only = NULL;
     unsigned long n = STATS_CLIENTS_DEFAULT;
@@ -253,10 +249,8 @@ static struct server *stats_find_server(struct stats_ctx *ctx, const char *ref,
     return s;
 }
 
-static void stats_admin(struct stats_ctx *ctx, const struct stats_command *cmd,
-                        char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_admin)
 {
-    (void)nargs;
     struct server *s = stats_find_server(ctx, args[0], out);
     if (s == NULL)
         return;
@@ -271,11 +265,8 @@ static void stats_admin(struct stats_ctx *ctx, const struct stats_command *cmd,
                server_state_str(server_state(s)));
 }
 
-static void stats_set_weight(struct stats_ctx *ctx, const struct stats_command *cmd,
-                             char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_set_weight)
 {
-    (void)cmd;
-    (void)nargs;
     const char *ref = args[0], *value = args[1];
     unsigned long w;
     if (stats_parse_uint(value, 0, SERVER_WEIGHT_MAX, &w) == -1) {
@@ -294,12 +285,8 @@ static void stats_set_weight(struct stats_ctx *ctx, const struct stats_command *
     buf_printf(out, "%s/%s weight %lu\n", s->pool->name, s->name, w);
 }
 
-static void stats_clear_counters(struct stats_ctx *ctx, const struct stats_command *cmd,
-                                 char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_clear_counters)
 {
-    (void)cmd;
-    (void)args;
-    (void)nargs;
     struct config *c = ctx->config;
     unsigned nw = c->global.workers;
     for (size_t p = 0; p < c->npools; p++) {
@@ -316,11 +303,8 @@ static void stats_clear_counters(struct stats_ctx *ctx, const struct stats_comma
 }
 
 /* which POOL IP: a dry run of the placement, moving no shared position. */
-static void stats_which(struct stats_ctx *ctx, const struct stats_command *cmd,
-                        char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_which)
 {
-    (void)cmd;
-    (void)nargs;
     const char *pool_name = args[0], *ip = args[1];
     struct pool *pool = config_find_pool(ctx->config, pool_name);
     if (pool == NULL) {
@@ -346,20 +330,13 @@ static void stats_which(struct stats_ctx *ctx, const struct stats_command *cmd,
         buf_printf(out, "%s %s\n", s->name, sched_why_str(why));
 }
 
-static void stats_show_json(struct stats_ctx *ctx, const struct stats_command *cmd,
-                            char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_show_json)
 {
-    (void)cmd;
-    (void)args;
-    (void)nargs;
     stats_write_json(ctx, out);
 }
 
-static void stats_show_events(struct stats_ctx *ctx, const struct stats_command *cmd,
-                              char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_show_events)
 {
-    (void)ctx;
-    (void)cmd;
     unsigned long k = STATS_EVENTS_DEFAULT;
     if (nargs == 1 && stats_parse_uint(args[0], 1, EVENTS_MAX, &k) == -1) {
         buf_printf(out, "error: N must be a whole number in 1-%d\n", EVENTS_MAX);
@@ -368,7 +345,7 @@ static void stats_show_events(struct stats_ctx *ctx, const struct stats_command 
     events_show(out, k);
 }
 
-static stats_handler stats_help;
+STATS_HANDLER(stats_help);
 
 static const struct stats_command stats_commands[] = {
     { "help", "", 0, 0, "this list", stats_help, 0 },
@@ -395,13 +372,8 @@ static const struct stats_command stats_commands[] = {
       stats_clear_counters, 0 },
 };
 
-static void stats_help(struct stats_ctx *ctx, const struct stats_command *cmd,
-                       char **args, size_t nargs, struct buf *out)
+STATS_HANDLER(stats_help)
 {
-    (void)ctx;
-    (void)cmd;
-    (void)args;
-    (void)nargs;
     for (size_t i = 0; i < ARRAY_LEN(stats_commands); i++) {
         const struct stats_command *c = &stats_commands[i];
         char head[64];

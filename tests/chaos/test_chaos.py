@@ -1,4 +1,4 @@
-"""Chaos tests (issue 4): real tcplb-backend processes killed with SIGKILL
+"""Chaos tests: real tcplb-backend processes killed with SIGKILL
 under bounded load, then restarted on the same port.
 
     python3 tests/integration/run.py --build build --dir tests/chaos

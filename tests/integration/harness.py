@@ -122,7 +122,7 @@ def _render(section, items):
 
 
 class Config:
-    """Builds a tcplb INI file (CONTRACT section 3) whose stats socket and
+    """Builds a tcplb INI file (docs/reference.md: Configuration) whose stats socket and
     access log live in the test's temp dir.
 
     Keyword arguments become keys; a value of None leaves the key out."""

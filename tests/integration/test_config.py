@@ -1,4 +1,4 @@
-"""The command line and config checking (CONTRACT sections 2 and 3): `-c`
+"""The command line and config checking (docs/reference.md: Command line and signals; Configuration): `-c`
 accepts a valid file and refuses a bad one with `FILE:LINE: what` on stderr;
 starting with a bad file fails fast; `-V` and `-h`."""
 
@@ -30,8 +30,8 @@ retries = 2
 health = none
 """
 
-# The example of CONTRACT section 3, every key, with local paths and ports.
-CONTRACT_EXAMPLE = """\
+# The example of docs/reference.md: Configuration, every key, with local paths and ports.
+REFERENCE_EXAMPLE = """\
 [global]
 workers = auto              ; worker threads; auto = number of CPUs
 maxconn = 100000            ; over this, accepting pauses (nothing is refused)
@@ -80,7 +80,7 @@ connect_timeout = 1h
 """
 
 
-# Every scheduler and persistence mode of CONTRACT section 4.
+# Every scheduler and persistence mode of docs/reference.md: Scheduling.
 SCHEDULERS = """\
 [global]
 workers = 1
@@ -167,8 +167,8 @@ class ConfigTest(harness.TcplbTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.tmp, 'stats.sock')),
                          '-c must not start serving')
 
-    def test_check_contract_example_with_every_key_exits_0(self):
-        p = self.check(self.write(CONTRACT_EXAMPLE))
+    def test_check_reference_example_with_every_key_exits_0(self):
+        p = self.check(self.write(REFERENCE_EXAMPLE))
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_check_every_scheduler_is_known(self):

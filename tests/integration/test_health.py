@@ -1,4 +1,4 @@
-"""Health checking (CONTRACT sections 3-6, issue 4): active tcp and http
+"""Health checking (docs/reference.md: Configuration; Scheduling; Relaying and error answers; Stats socket): active tcp and http
 checks with rise/fall and their timing bounds, passive checks from traffic,
 the admin states set from the stats socket and how they combine with health,
 and the 502/504 answers' counters and access log terms.

@@ -1,4 +1,4 @@
-"""Connection limits (docs/configuration.md, issue 8): a listener's own
+"""Connection limits (docs/configuration.md): a listener's own
 maxconn pauses only that listener; a pool's client_maxconn caps what one
 client IP may hold open (one more gets a 503 in http mode, term=client_limit);
 running out of descriptors pauses accepting for a moment instead of

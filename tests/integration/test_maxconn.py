@@ -1,4 +1,4 @@
-"""Global maxconn (CONTRACT section 3): at the limit tcplb stops accepting
+"""Global maxconn (docs/reference.md: Configuration): at the limit tcplb stops accepting
 instead of refusing; a connection that arrives over the limit waits in the
 kernel backlog and is relayed as soon as a slot frees."""
 

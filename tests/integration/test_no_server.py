@@ -1,4 +1,4 @@
-"""Error answers (CONTRACT section 5): with no server, mode http answers a
+"""Error answers (docs/reference.md: Relaying and error answers): with no server, mode http answers a
 complete 503 that every client reads (no RST swallows it) and mode tcp
 closes without a byte; the listener counts them as rejected (section 6)."""
 

@@ -1,4 +1,4 @@
-"""Observability (CONTRACT sections 6-8, issue 5): every stats socket
+"""Observability (docs/reference.md: Stats socket; Access log; Metrics and the page): every stats socket
 command and its answers to bad input, the protocol's limits (overlong
 lines, binary garbage, several commands in one write), the access log line
 of each `term`, SIGUSR1 reopening and `log = off`, and stats_http:
@@ -22,7 +22,7 @@ import harness
 
 TS = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z'
 
-# CONTRACT section 7: every field, in this order, nothing else.
+# docs/reference.md: Access log: every field, in this order, nothing else.
 LOG_RE = re.compile(
     r'^ts=(?P<ts>' + TS + r') client=(?P<client>\S+) listener=(?P<listener>\S+)'
     r' pool=(?P<pool>\S+) server=(?P<server>\S+)'
@@ -777,7 +777,7 @@ class StatsCommandsTest(harness.TcplbTestCase):
 # ---------------------------------------------------------------- (b) access log
 
 class AccessLogTest(harness.TcplbTestCase):
-    """The access log line of each `term`: every field of CONTRACT section 7
+    """The access log line of each `term`: every field of docs/reference.md: Access log
     in order, and the values that are known."""
 
     def start(self, servers, mode='tcp', cfg_keys=None, **pool_keys):
@@ -795,7 +795,7 @@ class AccessLogTest(harness.TcplbTestCase):
         self.assertEqual(len(lines), 1, 'client %s: %r\n%s'
                          % (addr, lines, '\n'.join(read_lines(lb.log_path))))
         m = LOG_RE.match(lines[0])
-        self.assertTrue(m, 'not the CONTRACT section 7 format: %r' % lines[0])
+        self.assertTrue(m, 'not the documented access log format: %r' % lines[0])
         self.assertEqual(m['term'], term, lines[0])
         self.assertEqual(m['client'], '%s:%d' % addr)
         self.assertEqual((m['listener'], m['pool']), ('front', 'p'))
@@ -890,7 +890,7 @@ class AccessLogTest(harness.TcplbTestCase):
         s = self.connect(self.port)
         self.assertEqual(harness.recv_until_eof(s), b'')
         m = self.line_for(s.getsockname(), 'connect_fail')
-        # CONTRACT section 7: `server=-` when none was reached
+        # docs/reference.md: Access log: `server=-` when none was reached
         self.assertEqual(m['server'], '-')
         self.assert_not_reached(m)
         js = self.settled_stats(self.lb)
@@ -1022,7 +1022,7 @@ class AccessLogTest(harness.TcplbTestCase):
 
 # ---------------------------------------------------------------- (c) stats_http
 
-CONTRACT_FAMILIES = {
+DOCUMENTED_FAMILIES = {
     'tcplb_server_up': 'gauge',
     'tcplb_server_connections_total': 'counter',
     'tcplb_server_active_connections': 'gauge',
@@ -1114,7 +1114,7 @@ class StatsHttpTest(harness.TcplbTestCase):
     def test_metrics_parse_with_help_type_and_cumulative_buckets(self):
         self.traffic()
         fams = self.metrics()        # parse_prometheus does the format checks
-        for name, typ in CONTRACT_FAMILIES.items():
+        for name, typ in DOCUMENTED_FAMILIES.items():
             self.assertIn(name, fams)
             self.assertEqual(fams[name]['type'], typ, name)
             self.assertTrue(fams[name]['help'], name)

@@ -1,4 +1,4 @@
-"""The live stats page (CONTRACT section 8, issue 5) in a real headless
+"""The live stats page (docs/reference.md: Metrics and the page) in a real headless
 Chromium: it renders every pool's servers with their state and counts from a
 running tcplb, and re-renders from /stats.json after a state change.
 

@@ -1,4 +1,4 @@
-"""user/group in [global] (docs/configuration.md, issue 8): tcplb binds,
+"""user/group in [global] (docs/configuration.md): tcplb binds,
 opens its stats socket and its log as root, then runs as the configured
 user -- real, effective and saved ids -- with the stats socket handed to
 that user. An unknown user, or (as root) a stats socket in a directory

@@ -1,4 +1,4 @@
-"""Relaying (CONTRACT section 5): bytes unchanged both ways, half-close passed
+"""Relaying (docs/reference.md: Relaying and error answers): bytes unchanged both ways, half-close passed
 on while the other direction flows, many connections at once, exact byte
 counters (section 6)."""
 

@@ -1,4 +1,4 @@
-"""SIGHUP reload (CONTRACT section 2, docs/operations.md, issue 8): the new
+"""SIGHUP reload (docs/reference.md: Command line and signals, docs/operations.md): the new
 file is checked completely first and an invalid one leaves the running
 configuration alone; otherwise pools, servers, weights and listeners change
 while established connections keep their server, listeners that stay keep

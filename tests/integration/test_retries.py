@@ -1,5 +1,5 @@
 """A failed connect is counted on the server and retried on another one
-(CONTRACT section 4): clients never see a dead server."""
+(docs/reference.md: Scheduling): clients never see a dead server."""
 
 import collections
 import unittest

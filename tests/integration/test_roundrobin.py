@@ -1,4 +1,4 @@
-"""Round robin is exact (CONTRACT section 4) whatever the number of workers,
+"""Round robin is exact (docs/reference.md: Scheduling) whatever the number of workers,
 seen by the client, by the backends and by `show stat` (section 6)."""
 
 import collections

@@ -1,4 +1,4 @@
-"""Scheduling by client IP (CONTRACT sections 3, 4 and 6): `persist = source`
+"""Scheduling by client IP (docs/reference.md: Configuration; Scheduling; Stats socket): `persist = source`
 (stick table, `persist_timeout`, `persist_max`), `scheduler = source` (Maglev,
 deterministic across processes) with `balance_factor`, the per-server
 `maxconn` queue with `queue_timeout`, and `show clients`.

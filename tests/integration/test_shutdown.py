@@ -1,4 +1,4 @@
-"""SIGTERM (CONTRACT section 2): stop accepting, let in-flight connections
+"""SIGTERM (docs/reference.md: Command line and signals): stop accepting, let in-flight connections
 finish for up to shutdown_timeout, then exit 0."""
 
 import random

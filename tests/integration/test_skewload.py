@@ -1,6 +1,6 @@
-"""skewload (issue 6) through tcplb to three real tcplb-backend processes.
+"""skewload through tcplb to three real tcplb-backend processes.
 
-Round robin is exact (CONTRACT section 4), so however skewed the clients,
+Round robin is exact (docs/reference.md: Scheduling), so however skewed the clients,
 600 connections give each server 200; with `persist = source` the hot client
 (127.0.0.2, ten times any other's weight) is pinned to one server, which then
 carries its load plus a share of everyone else's, and the pool is unbalanced.

@@ -1,4 +1,4 @@
-"""The stats socket (CONTRACT section 6): its protocol, `help`, `show info`,
+"""The stats socket (docs/reference.md: Stats socket): its protocol, `help`, `show info`,
 `show stat json`, errors, and the socket's mode."""
 
 import os
@@ -85,7 +85,7 @@ class StatsTest(harness.TcplbTestCase):
         self.assertTrue(stat.S_ISSOCK(st.st_mode))
         self.assertEqual(oct(stat.S_IMODE(st.st_mode)), oct(0o600))
 
-    def test_show_stat_json_has_contract_fields(self):
+    def test_show_stat_json_has_the_documented_fields(self):
         harness.http_request(self.port)
         js = self.settled_stats(self.lb)      # parsed with json.loads
         self.assertEqual(len(js['listeners']), 1)

@@ -1,4 +1,4 @@
-"""Timeouts (CONTRACT sections 3 and 5): idle_timeout closes a silent
+"""Timeouts (docs/reference.md: Configuration; Relaying and error answers): idle_timeout closes a silent
 connection and only a silent one; server_timeout gives 504 in mode http."""
 
 import time

@@ -54,7 +54,7 @@ static unsigned cpu_count(void)
 /* ---- a full config --------------------------------------------------------- */
 
 static const char full_config[] =
-    "; every key of the contract, none left to its default\n"
+    "; every documented key, none left to its default\n"
     "[global]\n"
     "workers = 3\n"
     "maxconn = 5000\n"

@@ -132,6 +132,34 @@ static void test_restart_keys_that_changed_are_named(void **state)
     config_unref(other);
 }
 
+/* The documentation names every key of the table (as `key`), so the two
+ * cannot drift apart. The tests run from the repository's top. */
+static void test_configuration_md_names_every_key(void **state)
+{
+    (void)state;
+    FILE *f = fopen("docs/configuration.md", "r");
+    if (f == NULL)
+        fail_msg("docs/configuration.md not readable from the current directory");
+    static char doc[256 * 1024];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    static const enum config_section sections[] = {
+        SECTION_GLOBAL, SECTION_LISTENER, SECTION_POOL,
+    };
+    for (size_t s = 0; s < ARRAY_LEN(sections); s++) {
+        size_t nkeys;
+        const struct config_key *keys = config_section_keys(sections[s], &nkeys);
+        for (size_t i = 0; i < nkeys; i++) {
+            char needle[80];
+            snprintf(needle, sizeof(needle), "`%s`", keys[i].name);
+            if (strstr(doc, needle) == NULL)
+                fail_msg("docs/configuration.md does not document %s %s",
+                         config_section_label(sections[s]), keys[i].name);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_defaults_are_the_documented_values),
         cmocka_unit_test(test_server_options_come_from_the_table),
         cmocka_unit_test(test_restart_keys_that_changed_are_named),
+        cmocka_unit_test(test_configuration_md_names_every_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,7 +222,7 @@ static void test_two_loads_map_every_key_alike(void **state)
 /* The table is built by servers taking turns in file order, so a slot two
  * servers both want goes to the one listed first: reordering the file moves
  * some clients. Measured and reported; asserted only to stay a small
- * minority (the contract speaks of "the same pool", order included). */
+ * minority (docs/reference.md speaks of "the same pool", order included). */
 static void test_server_order_in_file_moves_few_keys(void **state)
 {
     (void)state;

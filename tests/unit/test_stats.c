@@ -259,7 +259,7 @@ static void test_help_lists_the_four_commands(void **state)
 /* help is printed from the command table: one line per command, each
  * command it lists is one the dispatcher knows (never "unknown command",
  * at worst a usage error for missing arguments), and the commands of the
- * contract are all there. */
+ * reference (docs/reference.md) are all there. */
 static void test_help_lists_every_command_and_each_is_accepted(void **state)
 {
     struct fixture *f = *state;
@@ -277,18 +277,37 @@ static void test_help_lists_every_command_and_each_is_accepted(void **state)
             fail_msg("'%s' from help is unknown: '%s'", words, a);
     }
     assert_int_equal(count_lines(help), ncommands + 1);   /* + the empty line */
-    static const char *const contract[] = {
+    static const char *const documented[] = {
         "help", "show info", "show stat", "show stat json", "show clients", "which",
         "show events", "disable server", "drain server", "enable server", "set weight",
         "clear counters",
     };
-    for (size_t i = 0; i < ARRAY_LEN(contract); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(documented); i++) {
         size_t k = 0;
         while (stats_command_words(k) != NULL && strcmp(stats_command_words(k),
-                                                        contract[i]) != 0)
+                                                        documented[i]) != 0)
             k++;
         if (stats_command_words(k) == NULL)
-            fail_msg("no command '%s' in the table", contract[i]);
+            fail_msg("no command '%s' in the table", documented[i]);
+    }
+}
+
+/* docs/reference.md lists every command of the table (as `words ...`). */
+static void test_reference_md_lists_every_command(void **state)
+{
+    (void)state;
+    FILE *fp = fopen("docs/reference.md", "r");
+    if (fp == NULL)
+        fail_msg("docs/reference.md not readable from the current directory");
+    static char doc[256 * 1024];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+    fclose(fp);
+    doc[n] = '\0';
+    for (size_t i = 0; stats_command_words(i) != NULL; i++) {
+        char needle[80];
+        snprintf(needle, sizeof(needle), "| `%s", stats_command_words(i));
+        if (strstr(doc, needle) == NULL)
+            fail_msg("docs/reference.md does not list '%s'", stats_command_words(i));
     }
 }
 
@@ -312,7 +331,7 @@ static void test_help_tolerates_spaces_and_cr(void **state)
 
 /* ---- show info --------------------------------------------------------------------------- */
 
-static void test_show_info_has_the_contract_keys(void **state)
+static void test_show_info_has_the_documented_keys(void **state)
 {
     struct fixture *f = *state;
     struct config *c = f->config;
@@ -555,7 +574,8 @@ int main(void)
         FIXTURE_TEST(test_help_tolerates_spaces_and_cr),
         FIXTURE_TEST(test_help_lists_every_command_and_each_is_accepted),
         FIXTURE_TEST(test_missing_arguments_answer_the_usage),
-        FIXTURE_TEST(test_show_info_has_the_contract_keys),
+        FIXTURE_TEST(test_reference_md_lists_every_command),
+        FIXTURE_TEST(test_show_info_has_the_documented_keys),
         FIXTURE_TEST(test_show_info_uptime_follows_the_clock),
         FIXTURE_TEST(test_show_stat_header_is_exact),
         FIXTURE_TEST(test_show_stat_has_one_line_per_server_with_summed_counters),

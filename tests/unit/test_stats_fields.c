@@ -2,7 +2,7 @@
  * field table (columns only where a row names them, dotted JSON names as one
  * nested object, unknown doubles as null / an empty cell, string lists,
  * escaping), counter rows read from the totals, and the real server and
- * listener tables keeping the contract's columns in order. */
+ * listener tables keeping the documented columns in order. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,9 +85,9 @@ static void test_csv_has_only_named_columns_and_empty_unknowns(void **state)
     buf_free(&b);
 }
 
-/* The contract's CSV columns, in order, lead the server table; the JSON
- * keys the contract names are all there. */
-static void test_real_tables_keep_the_contract_columns(void **state)
+/* The documented CSV columns, in order, lead the server table; the JSON
+ * keys docs/reference.md names are all there. */
+static void test_real_tables_keep_the_documented_columns(void **state)
 {
     (void)state;
     struct buf b = { 0 };
@@ -129,7 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_nests_dotted_names_and_writes_null),
         cmocka_unit_test(test_csv_has_only_named_columns_and_empty_unknowns),
-        cmocka_unit_test(test_real_tables_keep_the_contract_columns),
+        cmocka_unit_test(test_real_tables_keep_the_documented_columns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
