@@ -14,7 +14,9 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(SANFLAGS) -Wall -Wextra -Iinclu
 LDFLAGS  += $(SANFLAGS) -pthread
 LIBEV    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
-LDLIBS   += $(LIBEV) $(LIBINIH) -lm
+# Debian's libhttp-parser-dev ships a header and a library but no .pc file
+LIBHTTPP := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
+LDLIBS   += $(LIBEV) $(LIBINIH) $(LIBHTTPP) -lm
 
 SRCS     := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \

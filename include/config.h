@@ -46,6 +46,7 @@ struct listener_conf {
     struct pool *pool;          /* resolved, points into config->pools */
     enum listener_mode mode;
     int accept_proxy;           /* expects a PROXY v1/v2 header first */
+    int log_requests;           /* mode http: one access log line per request */
     unsigned long maxconn;      /* 0 = only the global maxconn */
     int64_t *active_all;        /* owned: open connections, all workers (atomic) */
     struct listener_counters *counters;  /* owned: [workers] */

@@ -6,6 +6,7 @@
 #define TCPLB_COUNTERS_H
 
 #include <stdint.h>
+#include "recent.h"
 #include "util.h"
 
 /* ---- the vocabularies ------------------------------------------------------
@@ -56,7 +57,31 @@
       "counter", COUNTER_CLEARED,                                                     \
       "Failed connects hidden by a retry on another server.")                        \
     C(lost, "lost", NULL, "tcplb_server_connect_lost_total", NULL, "counter",         \
-      COUNTER_CLEARED, "Failed connects after which the client got no server.")
+      COUNTER_CLEARED, "Failed connects after which the client got no server.")     \
+    C(requests, "requests", "requests", "tcplb_server_requests_total", NULL, "counter", \
+      COUNTER_CLEARED,                                                                \
+      "Requests (mode http) or exchanges (mode tcp) sent to the server.")           \
+    F(rt_p50, "rt_ms.p50", "rt_p50_ms", NULL, NULL, NULL,                             \
+      "Median response time of the last minute, ms")                               \
+    F(rt_p90, "rt_ms.p90", NULL, NULL, NULL, NULL, "90th percentile, ms")             \
+    F(rt_p99, "rt_ms.p99", "rt_p99_ms", NULL, NULL, NULL, "99th percentile, ms")      \
+    F(rt_mean, "rt_ms.mean", NULL, NULL, NULL, NULL, "Mean response time, ms")        \
+    F(rt_samples, "rt_ms.samples", NULL, NULL, NULL, NULL,                            \
+      "Response times measured in the last minute")                                \
+    C(resp_1xx, "responses.1xx", NULL, "tcplb_server_responses_total", "class=\"1xx\"", \
+      "counter", COUNTER_CLEARED,                                                     \
+      "Responses of the server by status class (mode http; 1xx counts interim ones).") \
+    C(resp_2xx, "responses.2xx", NULL, "tcplb_server_responses_total", "class=\"2xx\"", \
+      "counter", COUNTER_CLEARED, "")                                                \
+    C(resp_3xx, "responses.3xx", NULL, "tcplb_server_responses_total", "class=\"3xx\"", \
+      "counter", COUNTER_CLEARED, "")                                                \
+    C(resp_4xx, "responses.4xx", NULL, "tcplb_server_responses_total", "class=\"4xx\"", \
+      "counter", COUNTER_CLEARED, "")                                                \
+    C(resp_5xx, "responses.5xx", "http_5xx", "tcplb_server_responses_total",          \
+      "class=\"5xx\"", "counter", COUNTER_CLEARED, "")                               \
+    C(http_unparsed, "http_unparsed", NULL, "tcplb_server_http_unparsed_total", NULL, \
+      "counter", COUNTER_CLEARED,                                                     \
+      "Connections in mode http whose stream could not be followed as HTTP/1.x.")
 
 #define LISTENER_FIELDS(C, F)                                                        \
     F(name, "name", NULL, NULL, NULL, NULL, "Listener name")                          \
@@ -89,12 +114,16 @@ enum counter_clear { COUNTER_CLEARED = 0, COUNTER_KEPT };
       counters_connect_bounds)                                                      \
     H(duration, "tcplb_server_session_seconds",                                       \
       "Duration of client connections that reached the server.",                     \
-      counters_duration_bounds)
+      counters_duration_bounds)                                                     \
+    H(response, "tcplb_server_response_seconds",                                      \
+      "Response time: a request's first byte sent to its answer's first byte.",      \
+      counters_response_bounds)
 
 /* Histogram bucket upper bounds, in seconds (a last +Inf bucket follows). */
 #define COUNTERS_HIST_BUCKETS 12
 extern const double counters_connect_bounds[COUNTERS_HIST_BUCKETS];
 extern const double counters_duration_bounds[COUNTERS_HIST_BUCKETS];
+extern const double counters_response_bounds[COUNTERS_HIST_BUCKETS];
 
 struct counters_hist {
     uint64_t buckets[COUNTERS_HIST_BUCKETS + 1];   /* not cumulative */
@@ -107,10 +136,12 @@ struct counters_hist {
 #define COUNTERS_FIELD_NONE(...)
 #define COUNTERS_FIELD_HIST(field, ...) struct counters_hist field;
 
-/* One worker's slot of a server's counters. */
+/* One worker's slot of a server's counters, and its window of the last
+ * minute (recent.h). */
 struct server_counters {
     SERVER_FIELDS(COUNTERS_FIELD_U64, COUNTERS_FIELD_NONE)
     SERVER_HISTOGRAMS(COUNTERS_FIELD_HIST)
+    struct recent recent;
 } __attribute__((aligned(CACHE_LINE)));
 
 /* One worker's slot of a listener's counters. */

@@ -84,6 +84,12 @@ struct session {
     struct timespec wall_start;
 
     uint64_t bytes_in, bytes_out;
+    struct http_obs *obs;          /* mode http: while a request is in flight */
+    double rt_sum;                 /* response times of its exchanges, seconds */
+    uint32_t requests;             /* requests (http) or exchanges (tcp) sent */
+    uint32_t rt_n;                 /* of them, answered */
+    uint16_t last_status;          /* last final HTTP status, 0: none yet */
+    uint8_t obs_off;               /* mode http: no longer observed */
     uint32_t tried[POOL_RETRIES_MAX + 1];
     uint32_t ntried;
 
@@ -122,6 +128,24 @@ void session_fail(struct session *s, enum session_answer a, enum session_term te
 void session_proxy_read(struct session *s);
 /* The answer's bytes. */
 const char *session_answer_text(enum session_answer a, size_t *len);
+
+/* ---- session_obs.c -------------------------------------------------------- */
+
+/* Requests and their cost. Client bytes are observed as they are forwarded
+ * to the server, server bytes as they are received; a direction of an
+ * observed stream never splices (the observer must see every byte). */
+void session_observe_sent(struct session *s, const char *data, size_t n);
+void session_observe_received(struct session *s, const char *data, size_t n);
+/* The client's FIN went on to the server, or the server's came. */
+void session_observe_eof(struct session *s, int from_server);
+/* mode tcp: the client sent after the server (or first): a new exchange;
+ * the server's first byte since: its response time. */
+void session_exchange_start(struct session *s);
+void session_exchange_answered(struct session *s);
+/* 1 while mode http still follows this connection's requests. */
+int session_observed(const struct session *s);
+/* Gives the observer back (session end). */
+void session_observe_end(struct session *s);
 
 /* ---- session_relay.c ----------------------------------------------------- */
 

@@ -37,10 +37,12 @@ struct stats_value {
     size_t nlist;
 };
 
-/* What a getter reads: the object and its summed counters. */
+/* What a getter reads: the object, its summed counters and, for a server,
+ * its merged window of the last minute. */
 struct stats_server_view {
     const struct server *srv;
     struct server_totals t;
+    struct recent_sum recent;
 };
 struct stats_listener_view {
     const struct listener_conf *l;
@@ -60,9 +62,10 @@ extern const size_t stats_server_nfields;
 extern const struct stats_field stats_listener_fields[];
 extern const size_t stats_listener_nfields;
 
-/* Reads the server's or listener's state and sums its counters. */
+/* Reads the server's or listener's state and sums its counters (and the
+ * server's window as of <now>). */
 void stats_server_view_read(struct stats_server_view *v, const struct server *s,
-                            unsigned nworkers);
+                            unsigned nworkers, double now);
 void stats_listener_view_read(struct stats_listener_view *v,
                               const struct listener_conf *l, unsigned nworkers);
 

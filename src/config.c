@@ -269,6 +269,9 @@ static int config_finish(struct config_parse *p)
             return config_fail(p, "listener '%s': pool '%s' does not exist",
                                l->name, l->pool_name), -1;
         }
+        if (l->log_requests && l->mode != LISTENER_HTTP)
+            return config_fail(p, "listener '%s': log_requests = on needs mode = http",
+                               l->name), -1;
         l->counters = counters_listener_new(c->global.workers);
         l->active_all = counters_block_new(sizeof(int64_t));
         if (l->counters == NULL || l->active_all == NULL)

@@ -273,6 +273,9 @@ static int config_check_pool_name(struct config_parse *p, const struct config_ke
 static const struct config_word config_modes[] = {
     { "tcp", LISTENER_TCP }, { "http", LISTENER_HTTP }, { NULL, 0 },
 };
+static const struct config_word config_on_off[] = {
+    { "on", 1 }, { "off", 0 }, { NULL, 0 },
+};
 static const struct config_word config_yes_no[] = {
     { "yes", 1 }, { "no", 0 }, { NULL, 0 },
 };
@@ -290,6 +293,8 @@ static const struct config_key config_listener_keys[] = {
       "no", "expect a PROXY protocol v1/v2 header first" },
     { "maxconn", CONFIG_ULONG, LISTENER(maxconn), 1, 10000000, NULL, NULL, 0, NULL,
       "open connections of this listener; over it, it pauses" },
+    { "log_requests", CONFIG_WORD, LISTENER(log_requests), 0, 0, config_on_off, NULL, 0,
+      "off", "mode http: one more access log line per request" },
 };
 
 /* ---- [pool NAME] ----------------------------------------------------------------- */

@@ -10,6 +10,9 @@
 const double counters_connect_bounds[COUNTERS_HIST_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1, 2.5,
 };
+const double counters_response_bounds[COUNTERS_HIST_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+};
 const double counters_duration_bounds[COUNTERS_HIST_BUCKETS] = {
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 60, 300,
 };
@@ -118,6 +121,7 @@ void counters_server_clear(struct server_counters *slots, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++) {
         SERVER_FIELDS(COUNTERS_CLEAR_ONE, COUNTERS_FIELD_NONE)
         SERVER_HISTOGRAMS(COUNTERS_CLEAR_HIST)
+        recent_clear(&slots[i].recent);
     }
 }
 

@@ -97,7 +97,7 @@ static void metrics_histograms(struct buf *out, const struct stats_server_view *
     }
 }
 
-static void metrics_servers(struct config *c, struct buf *out)
+static void metrics_servers(struct config *c, double now, struct buf *out)
 {
     size_t n = 0;
     for (size_t p = 0; p < c->npools; p++)
@@ -109,7 +109,8 @@ static void metrics_servers(struct config *c, struct buf *out)
     size_t k = 0;
     for (size_t p = 0; p < c->npools; p++)
         for (uint32_t i = 0; i < c->pools[p].nservers; i++, k++) {
-            stats_server_view_read(&views[k], &c->pools[p].servers[i], c->global.workers);
+            stats_server_view_read(&views[k], &c->pools[p].servers[i], c->global.workers,
+                                   now);
             snprintf(labels[k], sizeof(labels[k]), "pool=\"%s\",server=\"%s\"",
                      c->pools[p].name, c->pools[p].servers[i].name);
         }
@@ -154,5 +155,5 @@ void metrics_write(struct stats_ctx *ctx, struct buf *out)
                    "Access log lines dropped because the writer fell behind.");
     buf_printf(out, "tcplb_log_dropped_total %llu\n", (unsigned long long)log_dropped());
     metrics_listeners(c, out);
-    metrics_servers(c, out);
+    metrics_servers(c, ctx->now(), out);
 }

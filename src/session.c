@@ -118,7 +118,7 @@ static void session_drop_server(struct session *s)
 
 static void session_log(struct session *s)
 {
-    char line[512], client[NET_ADDR_STRLEN], ts[40], connect_ms[32];
+    char line[600], client[NET_ADDR_STRLEN], ts[40], connect_ms[32], rt[32], status[24];
     struct tm tm;
     gmtime_r(&s->wall_start.tv_sec, &tm);
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -129,15 +129,26 @@ static void session_log(struct session *s)
         snprintf(connect_ms, sizeof(connect_ms), "-");
     /* `-` unless a server was reached (its connect succeeded) */
     const char *server = s->served_by != NULL ? s->served_by->name : "-";
+    if (s->rt_n > 0)
+        snprintf(rt, sizeof(rt), "%.2f", s->rt_sum / s->rt_n * 1000.0);
+    else
+        snprintf(rt, sizeof(rt), "-");
+    status[0] = '\0';
+    if (s->listener->mode == LISTENER_HTTP) {
+        if (s->last_status)
+            snprintf(status, sizeof(status), " status=%u", s->last_status);
+        else
+            snprintf(status, sizeof(status), " status=-");
+    }
 
     int len = snprintf(line, sizeof(line),
         "ts=%s client=%s listener=%s pool=%s server=%s connect_ms=%s "
-        "duration_ms=%.1f bytes_in=%llu bytes_out=%llu term=%s\n",
+        "duration_ms=%.1f bytes_in=%llu bytes_out=%llu term=%s requests=%u rt_ms=%s%s\n",
         ts, net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)),
         s->listener->name, s->pool->name, server, connect_ms,
         (ev_now(s->worker->loop) - s->started) * 1000.0,
         (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-        session_term_str(s->term));
+        session_term_str(s->term), s->requests, rt, status);
     if (len > 0)
         log_access(s->worker->id, line, (size_t)len < sizeof(line) ? (size_t)len
                                                                     : sizeof(line) - 1);
@@ -162,6 +173,7 @@ void session_close(struct session *s, enum session_term term)
         close(s->client.fd);
     session_pipe_release(s, &s->to_srv);
     session_pipe_release(s, &s->to_client);
+    session_observe_end(s);
 
     counter_add(&s->listener->counters[wid].active, (uint64_t)-1);
     listener_release(s->listener);

@@ -171,6 +171,8 @@ static int session_relay_done(const struct session *s)
 static void session_send_fin(struct session *s, struct session_side *to)
 {
     to->shut = 1;
+    if (to == &s->srv)
+        session_observe_eof(s, 0);
     if (session_relay_done(s))
         return;
     if (ev_is_pending(&to->io)) {
@@ -204,6 +206,8 @@ int session_flush(struct session *s, struct session_side *to, struct session_pip
             __atomic_store_n(&w->spliced_bytes, w->spliced_bytes + (uint64_t)n,
                              __ATOMIC_RELAXED);
         } else {
+            if (to == &s->srv)
+                session_observe_sent(s, p->buf + p->start, (size_t)n);
             p->start += (uint32_t)n;
         }
         struct server_counters *sc = &s->server->counters[s->worker->id];
@@ -211,6 +215,8 @@ int session_flush(struct session *s, struct session_side *to, struct session_pip
             s->bytes_in += (uint64_t)n;
             counter_add(&sc->bytes_in, (uint64_t)n);
             if (s->awaiting_since == 0) {
+                if (s->listener->mode == LISTENER_TCP)
+                    session_exchange_start(s);
                 s->awaiting_since = ev_now(s->worker->loop);
                 ev_tstamp d = session_relay_deadline(s);
                 if (d < s->timer_at)
@@ -253,15 +259,21 @@ int session_pump(struct session *s, struct session_side *from, struct session_pi
         if (n > 0) {
             p->start = 0;
             p->end = (uint32_t)n;
-            if (n == WORKER_BUF_SIZE && s->config->global.splice)
+            /* an observed stream never splices: the observer sees every byte */
+            if (n == WORKER_BUF_SIZE && s->config->global.splice && !session_observed(s))
                 p->splicing = 1;
         }
     }
 
     if (n > 0) {
         s->last_activity = ev_now(s->worker->loop);
-        if (from == &s->srv)
+        if (from == &s->srv) {
+            if (s->awaiting_since > 0 && s->listener->mode == LISTENER_TCP)
+                session_exchange_answered(s);
             s->awaiting_since = 0;
+            if (p->in_kp == 0)
+                session_observe_received(s, p->buf, (size_t)n);
+        }
         return session_flush(s, to, p, from);
     }
     int read_errno = errno;     /* before the release, which may call libc */
@@ -271,6 +283,8 @@ int session_pump(struct session *s, struct session_side *from, struct session_pi
     int server_silent = from == &s->srv && s->bytes_out == 0;
     if (n == 0) {
         from->eof = 1;
+        if (from == &s->srv)
+            session_observe_eof(s, 1);
         /* in http mode a server that closes before answering is a 502; in
          * tcp mode its FIN is passed on like any other */
         if (server_silent && s->listener->mode == LISTENER_HTTP) {

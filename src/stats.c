@@ -100,7 +100,7 @@ STATS_HANDLER(stats_show_csv)
         struct pool *pool = &c->pools[p];
         for (uint32_t i = 0; i < pool->nservers; i++) {
             struct stats_server_view v;
-            stats_server_view_read(&v, &pool->servers[i], c->global.workers);
+            stats_server_view_read(&v, &pool->servers[i], c->global.workers, ctx->now());
             buf_printf(out, "%s,", pool->name);
             stats_fields_csv_row(stats_server_fields, stats_server_nfields, &v, &v.t, out);
             buf_append(out, "\n", 1);
@@ -128,7 +128,7 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
         buf_printf(out, ",\"scheduler\":\"%s\",\"servers\":[", pool->sched->name);
         for (uint32_t i = 0; i < pool->nservers; i++) {
             struct stats_server_view v;
-            stats_server_view_read(&v, &pool->servers[i], nw);
+            stats_server_view_read(&v, &pool->servers[i], nw, ctx->now());
             buf_printf(out, "%s{", i ? "," : "");
             stats_fields_json(stats_server_fields, stats_server_nfields, &v, &v.t, out);
             buf_append(out, "}", 1);

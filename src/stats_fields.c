@@ -60,6 +60,40 @@ static void stats_server_get_active(const void *view, struct stats_value *out)
     out->v.i = server_active(SERVER_VIEW(view));
 }
 
+static void stats_set_ms(struct stats_value *out, double seconds)
+{
+    out->type = STATS_DOUBLE;
+    out->v.d = isnan(seconds) ? NAN : seconds * 1000.0;
+}
+
+static void stats_server_get_rt_p50(const void *view, struct stats_value *out)
+{
+    stats_set_ms(out, recent_rt_quantile(&((const struct stats_server_view *)view)->recent,
+                                         0.50));
+}
+
+static void stats_server_get_rt_p90(const void *view, struct stats_value *out)
+{
+    stats_set_ms(out, recent_rt_quantile(&((const struct stats_server_view *)view)->recent,
+                                         0.90));
+}
+
+static void stats_server_get_rt_p99(const void *view, struct stats_value *out)
+{
+    stats_set_ms(out, recent_rt_quantile(&((const struct stats_server_view *)view)->recent,
+                                         0.99));
+}
+
+static void stats_server_get_rt_mean(const void *view, struct stats_value *out)
+{
+    stats_set_ms(out, recent_rt_mean(&((const struct stats_server_view *)view)->recent));
+}
+
+static void stats_server_get_rt_samples(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, ((const struct stats_server_view *)view)->recent.rt_samples);
+}
+
 static void stats_listener_get_name(const void *view, struct stats_value *out)
 {
     stats_set_str(out, LISTENER_VIEW(view)->name);
@@ -118,10 +152,13 @@ const size_t stats_listener_nfields = ARRAY_LEN(stats_listener_fields);
 /* ---- values ------------------------------------------------------------------ */
 
 void stats_server_view_read(struct stats_server_view *v, const struct server *s,
-                            unsigned nworkers)
+                            unsigned nworkers, double now)
 {
     v->srv = s;
     counters_server_sum(s->counters, nworkers, &v->t);
+    memset(&v->recent, 0, sizeof(v->recent));
+    for (unsigned w = 0; w < nworkers; w++)
+        recent_merge(&s->counters[w].recent, now, &v->recent);
 }
 
 void stats_listener_view_read(struct stats_listener_view *v,

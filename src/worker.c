@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "http_obs.h"
 #include "listener.h"
 #include "log.h"
 #include "session.h"
@@ -250,6 +251,7 @@ static void *worker_main(void *arg)
     /* Out of the loop: a shutdown. End what is left, each logged as such. */
     while (!LIST_EMPTY(&w->sessions))
         session_abort(session_of(LIST_FIRST(&w->sessions)), TERM_SHUTDOWN);
+    http_obs_drop_spares();
     if (w->on_exit)
         w->on_exit(w);
     return NULL;

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages tcplb needs to build and test, and only those
 # that are missing: a library counts as present when pkg-config (or, for
-# libev, which ships no .pc file on Debian, its header) finds it; a tool when
-# `command -v` finds it. apt-get update runs at most once.
+# libev and http-parser, which ship no .pc file on Debian, its header) finds
+# it; a tool when `command -v` finds it. apt-get update runs at most once.
 set -eu
 
 missing=""
@@ -17,6 +17,10 @@ if ! pkg-config --exists libev 2>/dev/null && [ ! -f /usr/include/ev.h ]; then
     want_pkg libev-dev
 fi
 pkg-config --exists inih 2>/dev/null || want_pkg libinih-dev
+# the HTTP/1 parser of mode = http's request observer (no .pc file on Debian)
+if ! pkg-config --exists http-parser 2>/dev/null && [ ! -f /usr/include/http_parser.h ]; then
+    want_pkg libhttp-parser-dev
+fi
 if [ "${1:-}" = "test" ]; then
     pkg-config --exists cmocka 2>/dev/null || want_pkg libcmocka-dev
     # tests/integration/test_page.py renders the stats page in it

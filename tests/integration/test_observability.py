@@ -28,7 +28,8 @@ LOG_RE = re.compile(
     r' pool=(?P<pool>\S+) server=(?P<server>\S+)'
     r' connect_ms=(?P<connect_ms>-|\d+\.\d+) duration_ms=(?P<duration_ms>\d+\.\d+)'
     r' bytes_in=(?P<bytes_in>\d+) bytes_out=(?P<bytes_out>\d+)'
-    r' term=(?P<term>[a-z_]+)$')
+    r' term=(?P<term>[a-z_]+) requests=(?P<requests>\d+)'
+    r' rt_ms=(?P<rt_ms>-|\d+\.\d+)(?: status=(?P<status>-|\d{3}))?$')
 
 EVENT_RE = re.compile(
     r'^(?P<ts>' + TS + r') (?P<pool>[^/ ]+)/(?P<server>\S+)'
@@ -1126,7 +1127,7 @@ class StatsHttpTest(harness.TcplbTestCase):
                     self.assertEqual((labels.get('pool') is not None,
                                       labels.get('server') is not None), (True, True),
                                      (n, labels))
-                    self.assertLessEqual(extra, {'direction', 'state', 'le'}, (n, labels))
+                    self.assertLessEqual(extra, {'direction', 'state', 'le', 'class'}, (n, labels))
             if name.startswith('tcplb_listener_'):
                 for n, labels, _ in fam['samples']:
                     self.assertIn('listener', labels, (n, labels))

@@ -368,7 +368,8 @@ static void test_show_info_uptime_follows_the_clock(void **state)
 /* ---- show stat (CSV) ---------------------------------------------------------------------- */
 
 static const char csv_header[] =
-    "# pool,server,addr,state,weight,active,total,failed,bytes_in,bytes_out\n";
+    "# pool,server,addr,state,weight,active,total,failed,bytes_in,bytes_out,"
+    "requests,rt_p50_ms,rt_p99_ms,http_5xx\n";
 
 static void test_show_stat_header_is_exact(void **state)
 {
@@ -388,15 +389,24 @@ static void test_show_stat_has_one_line_per_server_with_summed_counters(void **s
     counter_add(&web1->counters[0].bytes_in, 100);
     counter_add(&web1->counters[1].bytes_in, 20);
     counter_add(&web1->counters[0].bytes_out, 5000);
+    counter_add(&web1->counters[0].requests, 5);
+    counter_add(&web1->counters[1].requests, 6);
+    counter_add(&web1->counters[1].resp_5xx, 2);
+    /* rt: nine answers in 10 ms, one in 1 s, over both workers */
+    for (int i = 0; i < 9; i++)
+        recent_rt(&web1->counters[i % 2].recent, fake_clock, 0.010);
+    recent_rt(&web1->counters[0].recent, fake_clock, 1.0);
     server_active_add(web1, 2);
 
     const char *a = run(f, "show stat");
     char want[1024];
     snprintf(want, sizeof(want), "%s"
-             "php,web1,127.0.0.1:9001,up,1,2,7,2,120,5000\n"
-             "php,web2,127.0.0.1:9002,up,3,0,0,0,0,0\n"
-             "api,api1,[::1]:9100,up,1,0,0,0,0,0\n"
-             "\n", csv_header);
+             "php,web1,127.0.0.1:9001,up,1,2,7,2,120,5000,11,%.3f,%.3f,2\n"
+             "php,web2,127.0.0.1:9002,up,3,0,0,0,0,0,0,,,0\n"
+             "api,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0\n"
+             "\n", csv_header,
+             recent_rt_bucket_value(recent_rt_bucket(0.010)) * 1000,
+             recent_rt_bucket_value(recent_rt_bucket(1.0)) * 1000);
     assert_string_equal(a, want);
     assert_int_equal(count_lines(a), 1 + 3 + 1);
     server_active_add(web1, -2);
@@ -419,9 +429,12 @@ static void test_show_stat_after_clear_shows_zeroes(void **state)
     struct fixture *f = *state;
     struct server *api1 = &config_find_pool(f->config, "api")->servers[0];
     counter_add(&api1->counters[1].total, 9);
-    assert_non_null(strstr(run(f, "show stat"), "\napi,api1,[::1]:9100,up,1,0,9,0,0,0\n"));
+    counter_add(&api1->counters[1].requests, 4);
+    recent_rt(&api1->counters[1].recent, fake_clock, 0.5);
+    assert_non_null(strstr(run(f, "show stat"), "\napi,api1,[::1]:9100,up,1,0,9,0,0,0,4,"));
     counters_server_clear(api1->counters, f->config->global.workers);
-    assert_non_null(strstr(run(f, "show stat"), "\napi,api1,[::1]:9100,up,1,0,0,0,0,0\n"));
+    assert_non_null(strstr(run(f, "show stat"),
+                           "\napi,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0\n"));
 }
 
 /* ---- show stat json -------------------------------------------------------------------------- */
@@ -477,7 +490,9 @@ static void test_show_stat_json_has_pool_and_server_fields(void **state)
         "\"pools\":[{\"name\":\"php\",\"scheduler\":\"roundrobin\",\"servers\":[",
         "{\"name\":\"web2\",\"addr\":\"127.0.0.1:9002\",\"state\":\"up\",\"weight\":3,"
         "\"active\":1,\"total\":7,\"failed\":1,\"bytes_in\":10,\"bytes_out\":11,"
-        "\"retried\":2,\"lost\":1}",
+        "\"retried\":2,\"lost\":1,\"requests\":0,\"rt_ms\":{\"p50\":null,\"p90\":null,"
+        "\"p99\":null,\"mean\":null,\"samples\":0},\"responses\":{\"1xx\":0,\"2xx\":0,"
+        "\"3xx\":0,\"4xx\":0,\"5xx\":0},\"http_unparsed\":0}",
         "{\"name\":\"api\",\"scheduler\":\"roundrobin\",\"servers\":[{\"name\":\"api1\","
         "\"addr\":\"[::1]:9100\"",
     };
