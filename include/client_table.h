@@ -19,6 +19,8 @@ struct client_stat {
     int64_t active;             /* open now */
     uint32_t server;            /* index of its last server, or CLIENT_NONE */
     double last_use;
+    uint64_t recent;            /* connections in the last minute (as of the
+                                   `now` of the read that filled it) */
 };
 
 struct client_table;
@@ -80,6 +82,11 @@ void client_table_moved_in(struct client_table *t, const struct client_key *k);
 /* Copies the <n> clients with the most connections, busiest first. Returns
  * how many were copied. */
 size_t client_table_top(struct client_table *t, struct client_stat *out, size_t n);
+
+/* The same, busiest over the last minute as of <now> (recent.h's window),
+ * clients with none left out. */
+size_t client_table_top_recent(struct client_table *t, struct client_stat *out, size_t n,
+                               double now);
 
 /* Zeroes every client's total (active stays: those are open connections). */
 void client_table_clear(struct client_table *t);

@@ -81,7 +81,16 @@
       "class=\"5xx\"", "counter", COUNTER_CLEARED, "")                               \
     C(http_unparsed, "http_unparsed", NULL, "tcplb_server_http_unparsed_total", NULL, \
       "counter", COUNTER_CLEARED,                                                     \
-      "Connections in mode http whose stream could not be followed as HTTP/1.x.")
+      "Connections in mode http whose stream could not be followed as HTTP/1.x.")   \
+    F(lm_connections, "last_minute.connections", NULL, NULL, NULL, NULL,              \
+      "Connections handed to it in the last minute")                               \
+    F(lm_requests, "last_minute.requests", NULL, NULL, NULL, NULL,                    \
+      "Requests in the last minute")                                               \
+    F(lm_failed, "last_minute.failed", NULL, NULL, NULL, NULL,                        \
+      "Failed connects in the last minute")                                        \
+    F(lm_responses, "last_minute.responses", NULL, NULL, NULL, NULL,                  \
+      "Final responses in the last minute")                                        \
+    F(lm_5xx, "last_minute.5xx", NULL, NULL, NULL, NULL, "Of them 5xx")
 
 #define LISTENER_FIELDS(C, F)                                                        \
     F(name, "name", NULL, NULL, NULL, NULL, "Listener name")                          \

@@ -21,6 +21,10 @@ void events_record(const struct server *srv, enum server_state old,
  * "TIME POOL/SERVER OLD->NEW reason". */
 void events_show(struct buf *out, size_t n);
 
+/* The same as {"events":[{"ts","pool","server","from","to","reason"}]} and a
+ * newline, for the page. */
+void events_write_json(struct buf *out, size_t n);
+
 /* Forgets every event (tests). */
 void events_clear(void);
 

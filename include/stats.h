@@ -9,6 +9,7 @@
 struct buf;
 struct config;
 struct health;
+struct history;
 
 struct stats_ctx {
     struct config *config;      /* the config in force (not owned) */
@@ -17,10 +18,18 @@ struct stats_ctx {
     double (*now)(void);        /* monotonic clock, injectable for tests */
     struct worker *workers;     /* for splice figures; NULL: none shown as 0 */
     unsigned nworkers;
+    struct history *history;    /* the page's chart; NULL: none */
 };
 
 /* Appends the `show stat json` object and a newline (also /stats.json). */
 void stats_write_json(struct stats_ctx *ctx, struct buf *out);
+
+/* For the page: every pool's explain findings,
+ * {"pools":[{"name","findings":[...],"verdict"}]}, and its busiest clients
+ * of the last minute, {"pools":[{"name","clients":[{"ip","recent","total",
+ * "active","server"}]}]}, each with a newline. */
+void stats_write_explain_json(struct stats_ctx *ctx, struct buf *out);
+void stats_write_clients_json(struct stats_ctx *ctx, struct buf *out);
 
 /* Runs one command (no line terminator) and appends its answer, always
  * ending with an empty line. Malformed input answers "error: ...". */

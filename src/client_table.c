@@ -11,13 +11,22 @@
 #include <sys/queue.h>
 
 #include "client_table.h"
+#include "recent.h"
 #include "util.h"
 
 #define CLIENT_STRIPES 32
 #define CLIENT_SALT 0x7374696bULL
 
+/* Connections of the last minute, in the slots of recent.h: slot
+ * epoch % RECENT_SLOTS counts epoch `epoch`, for the epochs up to last. */
+struct client_window {
+    uint64_t last;                           /* newest epoch counted */
+    uint32_t n[RECENT_SLOTS];
+};
+
 struct client_entry {
     struct client_entry *chain;              /* next in the hash bucket */
+    struct client_window win;
     TAILQ_ENTRY(client_entry) lru;           /* newest first */
     struct client_stat stat;
 };
@@ -267,6 +276,39 @@ static void client_entry_done(struct client_stripe *s, struct client_entry *e)
     pthread_mutex_unlock(&s->lock);
 }
 
+static uint64_t client_epoch(double now)
+{
+    return now > 0 ? (uint64_t)(now / RECENT_SLOT_SECONDS) : 0;
+}
+
+/* Lock held. One more connection at <now>. */
+static void client_window_count(struct client_window *w, double now)
+{
+    uint64_t e = client_epoch(now);
+    if (e > w->last) {
+        /* empty the slots of the epochs skipped since, at most all of them */
+        uint64_t gap = e - w->last;
+        for (uint64_t i = 1; i <= gap && i <= RECENT_SLOTS; i++)
+            w->n[(w->last + i) % RECENT_SLOTS] = 0;
+        w->last = e;
+    } else if (w->last - e >= RECENT_SLOTS) {
+        return;                 /* older than the window */
+    }
+    w->n[e % RECENT_SLOTS]++;
+}
+
+/* Lock held. Connections in the window as of <now>. */
+static uint64_t client_window_sum(const struct client_window *w, double now)
+{
+    uint64_t e = client_epoch(now), sum = 0;
+    for (uint64_t i = 0; i < RECENT_SLOTS && i <= w->last; i++) {
+        uint64_t x = w->last - i;               /* the epoch slot i back holds */
+        if (x <= e && e - x < RECENT_SLOTS)
+            sum += w->n[x % RECENT_SLOTS];
+    }
+    return sum;
+}
+
 void client_table_placed(struct client_table *t, const struct client_key *k,
                          uint32_t server, double now, int already_active)
 {
@@ -277,6 +319,7 @@ void client_table_placed(struct client_table *t, const struct client_key *k,
     e->stat.server = server;
     e->stat.last_use = now;
     e->stat.total++;
+    client_window_count(&e->win, now);
     if (!already_active)
         e->stat.active++;
     client_entry_done(s, e);
@@ -350,6 +393,43 @@ static void client_top_insert(struct client_stat *out, size_t *n, size_t cap,
         (*n)++;
 }
 
+/* Keeps out[0..*n) sorted by recent connections, at most cap entries. */
+static void client_top_recent_insert(struct client_stat *out, size_t *n, size_t cap,
+                                     const struct client_stat *st)
+{
+    size_t pos = *n;
+    while (pos > 0 && out[pos - 1].recent < st->recent)
+        pos--;
+    if (pos >= cap)
+        return;
+    size_t last = *n < cap ? *n : cap - 1;
+    memmove(&out[pos + 1], &out[pos], (last - pos) * sizeof(*out));
+    out[pos] = *st;
+    if (*n < cap)
+        (*n)++;
+}
+
+size_t client_table_top_recent(struct client_table *t, struct client_stat *out, size_t n,
+                               double now)
+{
+    size_t got = 0;
+    if (n == 0)
+        return 0;
+    for (int i = 0; i < CLIENT_STRIPES; i++) {
+        struct client_stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        struct client_entry *e;
+        TAILQ_FOREACH(e, &s->lru, lru) {
+            struct client_stat st = e->stat;
+            st.recent = client_window_sum(&e->win, now);
+            if (st.recent > 0)
+                client_top_recent_insert(out, &got, n, &st);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return got;
+}
+
 size_t client_table_top(struct client_table *t, struct client_stat *out, size_t n)
 {
     size_t got = 0;
@@ -397,6 +477,7 @@ void client_table_copy(struct client_table *from, struct client_table *to,
             if (c != NULL) {      /* placed() counted one connection: set the real ones */
                 c->stat.total = st->total;
                 c->stat.active = 0;
+                c->win = e->win;
             }
             pthread_mutex_unlock(&d->lock);
         }

@@ -5,6 +5,7 @@
 
 #include "buf.h"
 #include "events.h"
+#include "stats_fields.h"
 
 struct event {
     struct timespec when;
@@ -32,21 +33,60 @@ void events_record(const struct server *srv, enum server_state old,
     events_total++;
 }
 
+static const struct event *events_nth(size_t n, size_t i);
+static size_t events_have(size_t n);
+static void events_ts(const struct event *e, char *ts, size_t len);
+
 void events_show(struct buf *out, size_t n)
 {
-    size_t have = events_total < EVENTS_MAX ? events_total : EVENTS_MAX;
-    if (n > have)
-        n = have;
+    n = events_have(n);
     for (size_t i = 0; i < n; i++) {
-        const struct event *e = &events_ring[(events_next + EVENTS_MAX - n + i) % EVENTS_MAX];
-        struct tm tm;
-        char ts[32];
-        gmtime_r(&e->when.tv_sec, &tm);
-        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-        buf_printf(out, "%s.%03ldZ %s/%s %s->%s %s\n", ts, e->when.tv_nsec / 1000000,
-                   e->pool, e->server, server_state_str(e->old),
-                   server_state_str(e->now), e->reason);
+        const struct event *e = events_nth(n, i);
+        char ts[40];
+        events_ts(e, ts, sizeof(ts));
+        buf_printf(out, "%s %s/%s %s->%s %s\n", ts, e->pool, e->server,
+                   server_state_str(e->old), server_state_str(e->now), e->reason);
     }
+}
+
+/* The i-th of the last n events, oldest first. */
+static const struct event *events_nth(size_t n, size_t i)
+{
+    return &events_ring[(events_next + EVENTS_MAX - n + i) % EVENTS_MAX];
+}
+
+static size_t events_have(size_t n)
+{
+    size_t have = events_total < EVENTS_MAX ? events_total : EVENTS_MAX;
+    return n > have ? have : n;
+}
+
+static void events_ts(const struct event *e, char *ts, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&e->when.tv_sec, &tm);
+    size_t k = strftime(ts, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + k, len - k, ".%03ldZ", e->when.tv_nsec / 1000000);
+}
+
+void events_write_json(struct buf *out, size_t n)
+{
+    n = events_have(n);
+    buf_printf(out, "{\"events\":[");
+    for (size_t i = 0; i < n; i++) {
+        const struct event *e = events_nth(n, i);
+        char ts[40];
+        events_ts(e, ts, sizeof(ts));
+        buf_printf(out, "%s{\"ts\":\"%s\",\"pool\":", i ? "," : "", ts);
+        stats_json_string(out, e->pool);
+        buf_printf(out, ",\"server\":");
+        stats_json_string(out, e->server);
+        buf_printf(out, ",\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
+                   server_state_str(e->old), server_state_str(e->now));
+        stats_json_string(out, e->reason);
+        buf_append(out, "}", 1);
+    }
+    buf_printf(out, "]}\n");
 }
 
 void events_clear(void)

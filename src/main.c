@@ -18,6 +18,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "health.h"
+#include "history.h"
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
@@ -36,6 +37,7 @@ struct main_state {
     unsigned reloads;              /* reloads handed to the workers */
     ev_async worker_exit;
     ev_signal sigterm, sigint, sighup, sigusr1;
+    ev_timer history_timer;        /* samples the page's chart */
     struct stats_socket *stats;
     struct health *health;
     struct stats_http *http;
@@ -201,6 +203,14 @@ static void main_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     main_reload(&main_state);
 }
 
+static void main_history_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    history_sample(main_state.stats_ctx.history, main_state.config, ev_time());
+}
+
 static void main_usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -346,6 +356,12 @@ static int main_run(struct config *config)
     m->stats_ctx.now = main_now;
     m->stats_ctx.workers = m->workers;
     m->stats_ctx.nworkers = m->nworkers;
+    m->stats_ctx.history = history_new();
+    if (m->stats_ctx.history != NULL) {
+        ev_timer_init(&m->history_timer, main_history_cb, HISTORY_STEP, HISTORY_STEP);
+        ev_timer_start(m->loop, &m->history_timer);
+        history_sample(m->stats_ctx.history, config, ev_time());
+    }
     if (main_check_socket_dir(config->global.stats_socket, err, sizeof(err)) == -1) {
         fprintf(stderr, "tcplb: %s\n", err);
         goto fail;
@@ -422,6 +438,8 @@ fail:
     m->http = NULL;
     /* after the workers are joined: none of them can wake it any more */
     health_stop(m->health);
+    history_free(m->stats_ctx.history);
+    m->stats_ctx.history = NULL;
     m->health = NULL;
     if (m->workers != NULL)
         for (unsigned i = 0; i < m->nworkers; i++)

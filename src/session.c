@@ -238,6 +238,7 @@ static void session_count_failure(struct session *s, struct server *srv)
 {
     struct server_counters *c = &srv->counters[s->worker->id];
     counter_add(&c->failed, 1);
+    recent_count(&c->recent, ev_now(s->worker->loop), RECENT_FAILED);
     if (s->ntried > s->pool->retries) {
         counter_add(&c->lost, 1);
         s->retried_from = NULL;
@@ -296,6 +297,7 @@ void session_connected(struct session *s)
     }
     struct server_counters *sc = &s->server->counters[s->worker->id];
     counter_add(&sc->total, 1);
+    recent_count(&sc->recent, now, RECENT_CONNS);
     s->served_by = s->server;
     s->retried_from = NULL;
     health_passive_result(s->server, 1);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "counters.h"
 #include "events.h"
+#include "explain.h"
 #include "health.h"
 #include "log.h"
 #include "scheduler.h"
@@ -131,6 +132,52 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
             stats_server_view_read(&v, &pool->servers[i], nw, ctx->now());
             buf_printf(out, "%s{", i ? "," : "");
             stats_fields_json(stats_server_fields, stats_server_nfields, &v, &v.t, out);
+            buf_append(out, "}", 1);
+        }
+        buf_printf(out, "]}");
+    }
+    buf_printf(out, "]}\n");
+}
+
+void stats_write_explain_json(struct stats_ctx *ctx, struct buf *out)
+{
+    struct config *c = ctx->config;
+    buf_printf(out, "{\"pools\":[");
+    for (size_t p = 0; p < c->npools; p++) {
+        struct explain e;
+        explain_pool(&c->pools[p], c->global.workers, ctx->now(), &e);
+        buf_printf(out, "%s{\"name\":", p ? "," : "");
+        stats_json_string(out, c->pools[p].name);
+        buf_printf(out, ",\"explain\":");
+        explain_write_json(&e, out);
+        buf_append(out, "}", 1);
+    }
+    buf_printf(out, "]}\n");
+}
+
+#define STATS_PAGE_CLIENTS 10
+
+void stats_write_clients_json(struct stats_ctx *ctx, struct buf *out)
+{
+    struct config *c = ctx->config;
+    buf_printf(out, "{\"pools\":[");
+    for (size_t p = 0; p < c->npools; p++) {
+        struct pool *pool = &c->pools[p];
+        struct client_stat top[STATS_PAGE_CLIENTS];
+        size_t n = client_table_top_recent(pool->clients, top, STATS_PAGE_CLIENTS,
+                                           ctx->now());
+        buf_printf(out, "%s{\"name\":", p ? "," : "");
+        stats_json_string(out, pool->name);
+        buf_printf(out, ",\"clients\":[");
+        for (size_t i = 0; i < n; i++) {
+            char ip[64];
+            client_key_str(&top[i].key, ip, sizeof(ip));
+            buf_printf(out, "%s{\"ip\":\"%s\",\"recent\":%llu,\"total\":%llu,"
+                       "\"active\":%lld,\"server\":", i ? "," : "", ip,
+                       (unsigned long long)top[i].recent, (unsigned long long)top[i].total,
+                       (long long)top[i].active);
+            stats_json_string(out, top[i].server < pool->nservers
+                                   ? pool->servers[top[i].server].name : "-");
             buf_append(out, "}", 1);
         }
         buf_printf(out, "]}");
@@ -345,6 +392,19 @@ STATS_HANDLER(stats_show_events)
     events_show(out, k);
 }
 
+/* explain POOL: the diagnosis of its last minute. */
+STATS_HANDLER(stats_explain)
+{
+    struct pool *pool = config_find_pool(ctx->config, args[0]);
+    if (pool == NULL) {
+        buf_printf(out, "error: no pool '%.64s'\n", args[0]);
+        return;
+    }
+    struct explain e;
+    explain_pool(pool, ctx->config->global.workers, ctx->now(), &e);
+    explain_write_text(&e, out);
+}
+
 STATS_HANDLER(stats_help);
 
 static const struct stats_command stats_commands[] = {
@@ -370,6 +430,8 @@ static const struct stats_command stats_commands[] = {
     { "set weight", "POOL/SERVER N", 2, 2, "new weight, 0-256", stats_set_weight, 0 },
     { "clear counters", "", 0, 0, "zeroes total, failed, bytes and client counts",
       stats_clear_counters, 0 },
+    { "explain", "POOL", 1, 1, "why the pool's load is what it is: findings and a verdict",
+      stats_explain, 0 },
 };
 
 STATS_HANDLER(stats_help)

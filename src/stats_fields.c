@@ -94,6 +94,36 @@ static void stats_server_get_rt_samples(const void *view, struct stats_value *ou
     stats_set_u64(out, ((const struct stats_server_view *)view)->recent.rt_samples);
 }
 
+static uint64_t stats_recent(const void *view, enum recent_count what)
+{
+    return ((const struct stats_server_view *)view)->recent.counts[what];
+}
+
+static void stats_server_get_lm_connections(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, stats_recent(view, RECENT_CONNS));
+}
+
+static void stats_server_get_lm_requests(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, stats_recent(view, RECENT_REQUESTS));
+}
+
+static void stats_server_get_lm_failed(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, stats_recent(view, RECENT_FAILED));
+}
+
+static void stats_server_get_lm_responses(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, stats_recent(view, RECENT_RESPONSES));
+}
+
+static void stats_server_get_lm_5xx(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, stats_recent(view, RECENT_5XX));
+}
+
 static void stats_listener_get_name(const void *view, struct stats_value *out)
 {
     stats_set_str(out, LISTENER_VIEW(view)->name);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "events.h"
+#include "history.h"
 #include "metrics.h"
 #include "net.h"
 #include "page.h"
@@ -75,6 +77,41 @@ static void stats_http_error(struct stats_http_client *c, int status, const char
                        (size_t)n, 0);
 }
 
+static void stats_http_page(struct stats_ctx *ctx, struct buf *out)
+{
+    (void)ctx;
+    buf_append(out, page_html, page_html_len);
+}
+
+static void stats_http_history(struct stats_ctx *ctx, struct buf *out)
+{
+    if (ctx->history != NULL)
+        history_write_json(ctx->history, ctx->config, out);
+    else
+        buf_printf(out, "{\"step_s\":%g,\"servers\":[]}\n", HISTORY_STEP);
+}
+
+static void stats_http_events(struct stats_ctx *ctx, struct buf *out)
+{
+    (void)ctx;
+    events_write_json(out, 20);
+}
+
+/* What stats_http serves: one row per path. */
+static const struct {
+    const char *path, *type;
+    void (*write)(struct stats_ctx *ctx, struct buf *out);
+} stats_http_routes[] = {
+    { "/metrics", "text/plain; version=0.0.4; charset=utf-8", metrics_write },
+    { "/stats.json", "application/json", stats_write_json },
+    { "/explain.json", "application/json", stats_write_explain_json },
+    { "/clients.json", "application/json", stats_write_clients_json },
+    { "/history.json", "application/json", stats_http_history },
+    { "/events.json", "application/json", stats_http_events },
+    { "/", "text/html; charset=utf-8", stats_http_page },
+    { "/index.html", "text/html; charset=utf-8", stats_http_page },
+};
+
 /* Routes a complete request head. */
 static void stats_http_route(struct stats_http_client *c)
 {
@@ -94,22 +131,17 @@ static void stats_http_route(struct stats_http_client *c)
     if (query != NULL)
         *query = '\0';
 
-    struct buf body = { 0 };
-    if (strcmp(target, "/metrics") == 0) {
-        metrics_write(c->owner->ctx, &body);
-        stats_http_respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+    for (size_t i = 0; i < ARRAY_LEN(stats_http_routes); i++) {
+        if (strcmp(target, stats_http_routes[i].path) != 0)
+            continue;
+        struct buf body = { 0 };
+        stats_http_routes[i].write(c->owner->ctx, &body);
+        stats_http_respond(c, 200, "OK", stats_http_routes[i].type,
                            body.data ? body.data : "", body.len, head_only);
-    } else if (strcmp(target, "/stats.json") == 0) {
-        stats_write_json(c->owner->ctx, &body);
-        stats_http_respond(c, 200, "OK", "application/json", body.data ? body.data : "",
-                           body.len, head_only);
-    } else if (strcmp(target, "/") == 0 || strcmp(target, "/index.html") == 0) {
-        stats_http_respond(c, 200, "OK", "text/html; charset=utf-8", page_html,
-                           page_html_len, head_only);
-    } else {
-        stats_http_error(c, 404, "Not Found");
+        buf_free(&body);
+        return;
     }
-    buf_free(&body);
+    stats_http_error(c, 404, "Not Found");
 }
 
 static void stats_http_client_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -191,6 +191,24 @@ class SkewloadTest(harness.TcplbTestCase):
         self.assertGreater(run.summary['imbalance'], 1.3, run.text)
         self.assertGreater(run.summary['cv'], 0.2, run.text)
 
+    def test_per_connection_keepalive_reuses_each_connection_k_times(self):
+        """-k 10: each connection carries at most 10 requests (the last one
+        of each of the 8 slots may carry fewer when the run ends), so tcplb
+        counts about a tenth as many connections as requests, while its
+        request counts per server (the observer of mode http) equal what
+        skewload saw answered by each server."""
+        lb, port = self.start_lb()
+        run = self.skewload(port, '-k', '10')
+        js = self.settled_stats(lb, lambda js: sum(
+            harness.find_server(js, 'p', n)['requests'] for n in 'abc') == REQUESTS)
+        servers = {n: harness.find_server(js, 'p', n) for n in 'abc'}
+        self.assertEqual({n: s['requests'] for n, s in servers.items()},
+                         run.server_counts(), run.text)
+        conns = sum(s['total'] for s in servers.values())
+        self.assertGreaterEqual(conns, REQUESTS // 10)
+        self.assertLessEqual(conns, REQUESTS // 10 + 8)
+        totals = [s['total'] for s in servers.values()]
+        self.assertLessEqual(max(totals) - min(totals), 1, totals)   # round robin
 
 if __name__ == '__main__':
     unittest.main()

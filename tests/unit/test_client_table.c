@@ -593,6 +593,47 @@ static void test_concurrent_newcomers_keep_the_capacity(void **state)
     assert_true(max_seen <= CAP + THREADS);
 }
 
+/* The last minute's connections per client: placed ones count in their
+ * 10-second slot, older than the window drop out, busiest first, clients
+ * with none left out; a copy (reload) keeps the window. */
+static void test_top_recent_counts_the_last_minute(void **state)
+{
+    (void)state;
+    struct client_table *t = client_table_new(64);
+    struct client_key a = key_n(1), b = key_n(2), c = key_n(3);
+    const double t0 = 100000;
+    for (int i = 0; i < 5; i++)
+        client_table_placed(t, &a, 0, t0 + i, 0);          /* 5 now */
+    for (int i = 0; i < 3; i++)
+        client_table_placed(t, &b, 1, t0 - 100 + i, 0);    /* 3, long ago */
+    client_table_placed(t, &b, 1, t0, 0);                  /* and 1 now */
+    client_table_placed(t, &c, 2, t0 - 200, 0);            /* only long ago */
+    struct client_stat top[4];
+    size_t n = client_table_top_recent(t, top, 4, t0 + 5);
+    assert_int_equal(n, 2);
+    assert_true(client_key_equal(&top[0].key, &a));
+    assert_int_equal(top[0].recent, 5);
+    assert_true(client_key_equal(&top[1].key, &b));
+    assert_int_equal(top[1].recent, 1);
+    assert_int_equal(top[1].total, 4);
+    /* 80 s later nothing is recent */
+    assert_int_equal(client_table_top_recent(t, top, 4, t0 + 80), 0);
+    /* a copy keeps the window; moved_in counts an open connection only */
+    struct client_table *u = client_table_new(64);
+    uint32_t map[3] = { 0, 1, 2 };
+    client_table_copy(t, u, map, 3);
+    n = client_table_top_recent(u, top, 4, t0 + 5);
+    assert_int_equal(n, 2);
+    assert_int_equal(top[0].recent, 5);
+    assert_int_equal(top[0].active, 0);
+    client_table_moved_in(u, &a);
+    client_table_top_recent(u, top, 1, t0 + 5);
+    assert_int_equal(top[0].active, 1);
+    assert_int_equal(top[0].total, 5);
+    client_table_free(t);
+    client_table_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_ipv4_ipv6_and_mapped_keys_in_the_table),
         cmocka_unit_test(test_concurrent_place_and_end_keep_counts),
         cmocka_unit_test(test_concurrent_newcomers_keep_the_capacity),
+        cmocka_unit_test(test_top_recent_counts_the_last_minute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

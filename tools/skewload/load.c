@@ -57,6 +57,7 @@ struct load_slot {
     char *in;                   /* owned: the answer so far */
     size_t in_len, in_cap;
     int eof;                    /* the peer has closed */
+    unsigned answered;          /* answers on this connection */
 };
 
 /* The run. Lives on load_run's stack. */
@@ -173,7 +174,9 @@ static void load_slot_answered(struct load_slot *s, const struct resp *r)
                    now - l->t0);
     /* Bytes past the answer were never asked for: the connection is out of
      * step, so it is not reused. */
-    if (l->o->keepalive && r->keep_alive && !s->eof && r->len == s->in_len) {
+    s->answered++;
+    int more = l->o->per_conn == 0 || s->answered < l->o->per_conn;
+    if (l->o->keepalive && more && r->keep_alive && !s->eof && r->len == s->in_len) {
         ev_io_stop(l->loop, &s->io);
         s->in_len = 0;
     } else {
@@ -191,6 +194,7 @@ static int load_slot_connect(struct load_slot *s)
     int one = 1;
 
     s->client = skew_pick(l->skew, rng_unit(&l->rng));
+    s->answered = 0;
     s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd == -1) {
         tally_failure(l->tally, s->client, TALLY_CONNECT_ERROR);

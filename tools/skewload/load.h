@@ -27,6 +27,7 @@ struct load_opts {
     const char *line;           /* tcp mode, without the LF */
     enum load_mode mode;
     int keepalive;
+    unsigned per_conn;          /* keep-alive: requests per connection, 0 = no cap */
     unsigned concurrency;       /* >= 1 */
     uint64_t max_requests;      /* >= 1 */
     double duration_s;          /* > 0 */

@@ -42,7 +42,7 @@ static void main_usage(FILE *out)
     fprintf(out,
 "usage: skewload -t HOST:PORT [-c CONCURRENCY] [-n REQUESTS] [-d SECONDS]\n"
 "                [--clients N] [--client-base IP] [--skew uniform|zipf:S|hot:K]\n"
-"                [--mode http|tcp] [--keepalive] [--path /] [--line TEXT]\n"
+"                [--mode http|tcp] [--keepalive] [-k N] [--path /] [--line TEXT]\n"
 "                [--seed N] [--timeout MS] [--csv] [--svg FILE] [--allow-remote]\n"
 "\n"
 "Load through a TCP target from many client source addresses with a chosen\n"
@@ -66,6 +66,9 @@ static void main_usage(FILE *out)
 "      --keepalive         each of the C slots keeps its connection (its client\n"
 "                          picked by the skew when it connects); default is a\n"
 "                          new connection, from a newly picked client, per request\n"
+"  -k, --per-connection N  keep-alive with N requests per connection: after its\n"
+"                          Nth answer a slot closes and connects again from a\n"
+"                          newly picked client (implies --keepalive)\n"
 "      --path PATH         http request path (default /)\n"
 "      --line TEXT         tcp mode line (default hello)\n"
 "      --seed N            the client sequence's seed (default: from the clock,\n"
@@ -163,6 +166,7 @@ static int main_parse_args(struct main_args *a, int argc, char **argv)
         { "skew", required_argument, NULL, OPT_SKEW },
         { "mode", required_argument, NULL, OPT_MODE },
         { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
+        { "per-connection", required_argument, NULL, 'k' },
         { "path", required_argument, NULL, OPT_PATH },
         { "line", required_argument, NULL, OPT_LINE },
         { "seed", required_argument, NULL, OPT_SEED },
@@ -179,7 +183,7 @@ static int main_parse_args(struct main_args *a, int argc, char **argv)
     double d;
     int ch;
 
-    while ((ch = getopt_long(argc, argv, "t:c:n:d:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "t:c:n:d:k:h", opts, NULL)) != -1) {
         switch (ch) {
         case 't':
             a->target_text = optarg;
@@ -224,6 +228,12 @@ static int main_parse_args(struct main_args *a, int argc, char **argv)
             break;
         case OPT_KEEPALIVE:
             o->keepalive = 1;
+            break;
+        case 'k':
+            if (main_parse_u64(optarg, 1, 1000000000, &u) == -1)
+                return main_bad("-k", "expected 1..1000000000 requests per connection");
+            o->keepalive = 1;
+            o->per_conn = (unsigned)u;
             break;
         case OPT_PATH:
             if (optarg[0] != '/' || main_check_text(optarg, 0) == -1)
@@ -338,6 +348,7 @@ int main(int argc, char **argv)
         .target = a.target_text,
         .mode = load_mode_str(a.load.mode),
         .keepalive = a.load.keepalive,
+        .per_conn = a.load.per_conn,
         .concurrency = a.load.concurrency,
         .nclients = a.load.nclients,
         .client_base = a.load.client_base,

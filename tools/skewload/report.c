@@ -195,8 +195,15 @@ int report_text(FILE *out, const struct tally *t, const struct report_info *ri)
 
     if (counts == NULL || ranked == NULL || order == NULL)
         goto fail;
+    char how[64];
+    if (!ri->keepalive)
+        snprintf(how, sizeof how, "a connection per request");
+    else if (ri->per_conn)
+        snprintf(how, sizeof how, "keep-alive, %u requests per connection", ri->per_conn);
+    else
+        snprintf(how, sizeof how, "keep-alive");
     fprintf(out, "target   %s, %s, %u connections, %s\n", ri->target, ri->mode,
-            ri->concurrency, ri->keepalive ? "keep-alive" : "a connection per request");
+            ri->concurrency, how);
     fprintf(out, "clients  %zu from %s, skew %s, seed %llu\n", ri->nclients,
             addr_str(ri->client_base, ip, sizeof ip), ri->skew,
             (unsigned long long)ri->seed);

@@ -16,6 +16,7 @@ struct report_info {
     const char *target;         /* -t as given */
     const char *mode;           /* "http" or "tcp" */
     int keepalive;
+    unsigned per_conn;          /* requests per connection, 0 = no cap */
     unsigned concurrency;
     size_t nclients;
     struct in_addr client_base;
