@@ -44,6 +44,7 @@ struct explain_server {
     struct recent_sum r;
     double p50;                     /* seconds, NaN without enough samples */
     int explained;                  /* a finding above names it */
+    int slow_starved;               /* slow, but the scheduler already gives it less */
 };
 
 static struct explain_finding *explain_add(struct explain *e, enum explain_kind kind,
@@ -150,10 +151,32 @@ static void explain_failing(struct explain_server *ss, uint32_t n, struct explai
     }
 }
 
-/* Requests per unit of weight. */
-static double explain_per_weight(const struct explain_server *s)
+/* Requests (or connections) per unit of weight. */
+static double explain_per_weight(const struct explain_server *s, enum recent_count what)
 {
-    return s->weight ? (double)explain_count(s, RECENT_REQUESTS) / s->weight : 0;
+    return s->weight ? (double)explain_count(s, what) / s->weight : 0;
+}
+
+/* 1 when the scheduler gives <i> at least three quarters of what the other
+ * up servers get on average per unit of weight, in connections or in
+ * requests: then its share is not what makes it slow. Keep-alive clients
+ * send a slow server fewer requests over the same connections, so the
+ * connections count too. */
+static int explain_not_starved(const struct explain_server *ss, uint32_t n, uint32_t i)
+{
+    static const enum recent_count what[] = { RECENT_REQUESTS, RECENT_CONNS };
+    for (size_t w = 0; w < ARRAY_LEN(what); w++) {
+        double others = 0;
+        uint32_t nothers = 0;
+        for (uint32_t j = 0; j < n; j++)
+            if (j != i && ss[j].up) {
+                others += explain_per_weight(&ss[j], what[w]);
+                nothers++;
+            }
+        if (nothers == 0 || explain_per_weight(&ss[i], what[w]) >= 0.75 * others / nothers)
+            return 1;
+    }
+    return 0;
 }
 
 static void explain_slow(struct explain_server *ss, uint32_t n, struct explain *e)
@@ -178,27 +201,26 @@ static void explain_slow(struct explain_server *ss, uint32_t n, struct explain *
         struct explain_server *s = &ss[i];
         if (!s->up || isnan(s->p50) || s->p50 < EXPLAIN_SLOW_RATIO * median)
             continue;
-        /* the balancer does not starve it: per unit of weight it gets at
-         * least three quarters of what the others get on average */
-        double others = 0;
-        uint32_t nothers = 0;
-        for (uint32_t j = 0; j < n; j++)
-            if (j != i && ss[j].up) {
-                others += explain_per_weight(&ss[j]);
-                nothers++;
-            }
-        if (nothers > 0 && explain_per_weight(s) < 0.75 * others / nothers)
+        if (!explain_not_starved(ss, n, i)) {
+            s->slow_starved = 1;      /* the scheduler avoids it: see uneven */
             continue;
+        }
         struct explain_finding *f = explain_add(e, EXPLAIN_SLOW, s->srv->name);
         if (f == NULL)
             return;
         uint64_t mine = explain_count(s, RECENT_REQUESTS);
+        uint64_t conns = 0;
+        for (uint32_t j = 0; j < n; j++)
+            if (ss[j].up)
+                conns += explain_count(&ss[j], RECENT_CONNS);
+        uint64_t my_conns = explain_count(s, RECENT_CONNS);
         snprintf(f->detail, sizeof(f->detail), "rt p50 %.1f ms, %.1fx the pool's "
                  "median server (%.1f ms), with %.1f %% of the pool's requests (%llu of "
-                 "%llu) in the last minute: the server is slow, not the balancer",
-                 s->p50 * 1000, s->p50 / median, median * 1000,
-                 requests ? 100.0 * mine / requests : 0.0, (unsigned long long)mine,
-                 (unsigned long long)requests);
+                 "%llu) and %.1f %% of its connections in the last minute: the server "
+                 "is slow, not the balancer", s->p50 * 1000, s->p50 / median,
+                 median * 1000, requests ? 100.0 * mine / requests : 0.0,
+                 (unsigned long long)mine, (unsigned long long)requests,
+                 conns ? 100.0 * my_conns / conns : 0.0);
         s->explained = 1;
     }
 }
@@ -256,8 +278,24 @@ static void explain_hot_client(struct pool *pool, struct explain_server *ss, uin
     ss[i].explained = 1;
 }
 
+/* What an uneven share may owe to a slow server the scheduler steers
+ * around (its share is lower, so it is no slow_server finding). */
+static void explain_steered(const struct explain_server *ss, uint32_t n, char *out,
+                            size_t len)
+{
+    snprintf(out, len, "with no cause found above");
+    for (uint32_t i = 0; i < n; i++)
+        if (ss[i].slow_starved) {
+            snprintf(out, len, "while %s, rt p50 %.1f ms, gets less: the scheduler "
+                     "steers around a slow server", ss[i].srv->name, ss[i].p50 * 1000);
+            return;
+        }
+}
+
 static void explain_uneven(struct explain_server *ss, uint32_t n, struct explain *e)
 {
+    char why[160];
+    explain_steered(ss, n, why, sizeof(why));
     static const enum recent_count what[] = { RECENT_CONNS, RECENT_REQUESTS };
     static const char *const what_str[] = { "connections", "requests" };
     for (uint32_t i = 0; i < n; i++) {
@@ -283,9 +321,9 @@ static void explain_uneven(struct explain_server *ss, uint32_t n, struct explain
                 return;
             snprintf(f->detail, sizeof(f->detail), "%.1f %% of the %s of the %u up "
                      "servers of weight %u (%llu of %llu, %.2fx the mean) in the last "
-                     "minute, with no cause found above", 100.0 * mine / total,
-                     what_str[w], peers, ss[i].weight, (unsigned long long)mine,
-                     (unsigned long long)total, ratio);
+                     "minute, %s", 100.0 * mine / total, what_str[w], peers,
+                     ss[i].weight, (unsigned long long)mine, (unsigned long long)total,
+                     ratio, why);
             break;
         }
     }

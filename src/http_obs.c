@@ -193,10 +193,14 @@ static int http_obs_resp_headers(http_parser *p)
     struct http_obs_pending *r = http_obs_front(o);
     if (r == NULL)
         return 0;
-    if (r->method == HTTP_HEAD)
-        return 1;                                   /* no body, whatever it says */
     if (r->method == HTTP_CONNECT && p->status_code / 100 == 2)
         return 2;                                   /* a tunnel from here on */
+    /* no body, whatever Content-Length says: an answer to HEAD, and 1xx,
+     * 204 and 304 answers (RFC 9110 6.4.1) */
+    int status = p->status_code;
+    if (r->method == HTTP_HEAD || (status / 100 == 1 && status != 101) ||
+        status == 204 || status == 304)
+        return p->upgrade ? 2 : 1;
     return 0;
 }
 
@@ -279,7 +283,20 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
     const http_parser_settings *set = dir == HTTP_OBS_REQUEST ? &http_obs_req_settings
                                                               : &http_obs_resp_settings;
     int eof = len == 0;
+    static const char none[1] = "";
+    if (eof)
+        data = none;                /* http-parser's EOF: length 0, never NULL */
     for (;;) {
+        /* Line ends between messages (RFC 9112 2.2 lets a peer send them)
+         * belong to no message: skipped, so how reads were cut cannot move
+         * them from one message's size to another's. */
+        int open = dir == HTTP_OBS_REQUEST ? o->req_open : o->resp_open;
+        while (!open && len > 0 && (*data == '\r' || *data == '\n')) {
+            data++;
+            len--;
+        }
+        if (!eof && len == 0)
+            return HTTP_OBS_RUNNING;
         size_t n = http_parser_execute(p, set, data, len);
         struct http_obs_pending *owner = dir == HTTP_OBS_REQUEST ? http_obs_last(o)
                                                                  : http_obs_front(o);
@@ -289,16 +306,26 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
             else
                 owner->out += n;
         }
+        if (n > len)
+            n = len;                /* http-parser counts an EOF as a byte */
         data += n;
         len -= n;
-        if (o->resp_done)
+        if (o->resp_done) {
             http_obs_answer_done(o);
+            /* the answer to a request that left HTTP ends the observation,
+             * whatever follows it in this read */
+            if (o->req_upgraded && o->n == 0)
+                return http_obs_stop(o, HTTP_OBS_UPGRADED);
+        }
         enum http_errno err = HTTP_PARSER_ERRNO(p);
         if (o->stop_why != HTTP_OBS_RUNNING)
             return http_obs_stop(o, o->stop_why);
+        /* http-parser raises `upgrade` as soon as the headers ask for it;
+         * the message (its body, if it has one) still ends first */
+        int open_now = dir == HTTP_OBS_REQUEST ? o->req_open : o->resp_open;
         if (err == HPE_PAUSED) {
             http_parser_pause(p, 0);
-            if (p->upgrade)
+            if (p->upgrade && !open_now)
                 goto upgraded;
             if (len > 0)
                 continue;
@@ -308,7 +335,7 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
             return http_obs_stop(o, HTTP_OBS_CLOSED);
         if (err != HPE_OK)
             return http_obs_stop(o, HTTP_OBS_UNPARSED);
-        if (p->upgrade)
+        if (p->upgrade && !open_now)
             goto upgraded;
         if (len == 0 || eof)
             return HTTP_OBS_RUNNING;

@@ -1,10 +1,15 @@
-"""The skew lab's scenario 2 (tools/lab/lab.py, docs/lab.md) with real
-backends: three nginx + php-fpm pools from the distribution's packages,
-tcplb in front with send-proxy, build/skewload as the clients, one client IP
-at 10x the others. Asserts the ordering of imbalance the lab documents:
-persist = source is the worst, round robin and bounded-load source hashing
-both stay within 1.3 x the mean -- and that nginx saw the real client
-addresses through the PROXY protocol.
+"""The skew lab (tools/lab/lab.py, docs/lab.md) with real backends: three
+nginx + php-fpm pools from the distribution's packages, tcplb in front with
+send-proxy, build/skewload as the clients.
+
+Scenario 1 (short): one pool burns CPU; under round robin, with a
+connection per request and with keep-alive clients, tcplb's request counts
+equal what the clients saw and `explain php` names `slow_server web3`.
+Scenario 2: one client IP at 10x the others. Asserts the ordering of
+imbalance the lab documents: persist = source is the worst, round robin and
+bounded-load source hashing both stay within 1.3 x the mean; that nginx saw
+the real client addresses through the PROXY protocol; and that `explain`
+names `hot_client 127.0.0.2` under persist = source.
 
 nginx and php-fpm are test dependencies: when one is missing the test fails
 and says to run `make test-deps`."""
@@ -23,8 +28,11 @@ import lab  # noqa: E402
 BOUND = 1.3     # max/mean that round robin and source+bf125 must stay under
 
 
-class HotClientLab(unittest.TestCase):
-    """One short scenario 2 run per configuration, on pools started once."""
+class LabCase(unittest.TestCase):
+    """Pools started once per test, for lab runs; `burn` adds the slow
+    pool's extra CPU per page."""
+
+    burn = False
 
     def setUp(self):
         missing = lab.missing_programs()
@@ -39,8 +47,11 @@ class HotClientLab(unittest.TestCase):
         os.chmod(self.tmp, 0o755)      # php-fpm and nginx workers read it
         self._diag = None
         self.sizes = lab.QUICK
-        self.pools = lab.Pools(self.tmp, children=self.sizes['children'],
-                               burn={n: self.sizes['page_cpu_ms'] for n in lab.POOL_NAMES},
+        burn = {n: self.sizes['page_cpu_ms'] for n in lab.POOL_NAMES}
+        if self.burn:
+            burn[lab.SLOW_POOL] += self.sizes['burn_ms']
+        self.pools = lab.Pools(os.path.join(self.tmp, 'slow') if self.burn else self.tmp,
+                               children=self.sizes['children'], burn=burn,
                                wait_ms=self.sizes['page_wait_ms'])
         self.addCleanup(self._cleanup)
         self.pools.start()
@@ -65,6 +76,43 @@ class HotClientLab(unittest.TestCase):
                             os.path.relpath(os.path.join(dirpath, name), self.tmp), text))
         self._diag = '\n'.join(parts)
         return self._diag
+
+
+class SlowServerLab(LabCase):
+    """Scenario 1 under round robin, close and keep-alive, 4 s each."""
+
+    burn = True
+
+    def test_explain_names_the_slow_server_with_and_without_keepalive(self):
+        self.pools.stop()      # run_slow starts its own pools in tmp/slow
+        res = lab.run_slow(self.tmp, None, self.sizes, log=lambda *a: None,
+                           skewload=self.skewload, schedulers=('roundrobin',))
+        self.assertEqual([r['clients'] for r in res['runs']], ['close', 'keep-alive'])
+        for run in res['runs']:
+            with self.subTest(clients=run['clients']):
+                self.assertEqual(run['tcplb_exit'], 0)
+                self.assertEqual(run['errors'], {}, run['errors'])
+                # tcplb counted exactly the requests each server answered
+                self.assertEqual([s['tcplb_requests'] for s in run['servers']],
+                                 [s['requests'] for s in run['servers']])
+                text = '\n'.join(run['explain'])
+                self.assertIn('finding: slow_server %s ' % lab.SLOW_POOL, text)
+                verdict = run['explain'][-1]
+                self.assertTrue(verdict.startswith('verdict: '), text)
+                self.assertIn('slow_server', verdict, text)
+                slow = next(s for s in run['servers'] if s['server'] == lab.SLOW_POOL)
+                fast = [s for s in run['servers'] if s['server'] != lab.SLOW_POOL]
+                self.assertGreater(slow['tcplb_rt_p50'],
+                                   3 * max(s['tcplb_rt_p50'] for s in fast), text)
+        keep = res['runs'][1]
+        conns = [s['tcplb_total'] for s in keep['servers']]
+        requests = [s['tcplb_requests'] for s in keep['servers']]
+        # keep-alive: far fewer connections than requests
+        self.assertLess(sum(conns) * 20, sum(requests), (conns, requests))
+
+
+class HotClientLab(LabCase):
+    """One short scenario 2 run per configuration, on pools started once."""
 
     def test_persistence_is_worst_round_robin_and_bounded_load_within_bound(self):
         res = lab.run_hot(self.tmp, None, self.sizes, log=lambda *a: None,
@@ -104,6 +152,10 @@ class HotClientLab(unittest.TestCase):
         # bounded load keeps most requests on their client's own server,
         # round robin does not
         self.assertGreater(bl['main_server_pct'], rr['main_server_pct'] + 20, summary)
+        # and explain says who did it
+        text = '\n'.join(ps['explain'])
+        self.assertIn('finding: hot_client %s %s ' % (lab.HOT_CLIENT, hot_server), text)
+        self.assertIn('hot_client', ps['explain'][-1], text)
 
 
 if __name__ == '__main__':

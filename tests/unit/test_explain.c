@@ -114,8 +114,28 @@ static void test_slow_needs_three_times_and_its_share(void **state)
     p = &c->pools[0];
     traffic(p, 0, 50, 500, 0.005);
     traffic(p, 1, 50, 500, 0.005);
-    traffic(p, 2, 50, 100, 0.050);     /* leasttime already steers away */
+    traffic(p, 2, 10, 100, 0.050);     /* leasttime already steers away */
     has_not(text_of(p, &b), "slow_server");
+    buf_free(&b);
+    config_unref(c);
+}
+
+/* leastconn already sends the slow server less: no slow_server finding,
+ * and the others' larger shares are put down to the steering. */
+static void test_a_slow_server_the_scheduler_avoids_explains_the_others(void **state)
+{
+    (void)state;
+    struct config *c = load("scheduler = leastconn", three);
+    struct pool *p = &c->pools[0];
+    traffic(p, 0, 450, 450, 0.005);
+    traffic(p, 1, 450, 450, 0.005);
+    traffic(p, 2, 100, 100, 0.060);
+    struct buf b = { 0 };
+    const char *t = text_of(p, &b);
+    has_not(t, "slow_server");
+    has(t, "finding: uneven web1 ");
+    has(t, "while web3, rt p50 ");
+    has(t, "gets less: the scheduler steers around a slow server");
     buf_free(&b);
     config_unref(c);
 }
@@ -264,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_server_with_an_equal_share),
         cmocka_unit_test(test_slow_needs_three_times_and_its_share),
+        cmocka_unit_test(test_a_slow_server_the_scheduler_avoids_explains_the_others),
         cmocka_unit_test(test_failing_server_by_connects_and_by_5xx),
         cmocka_unit_test(test_hot_client_pinned_by_persistence),
         cmocka_unit_test(test_uneven_weights_down_and_drain),

@@ -51,14 +51,16 @@ PACKAGES = (('haproxy', 'haproxy'), ('nginx', 'nginx'), ('wrk', 'wrk'),
 
 # The order targets run in, within every measurement of the first
 # repetition (later ones rotate it), and the rows of every table. HAProxy (no splice) is the reference.
-TARGETS = ('direct', 'tcplb', 'haproxy', 'haproxy-splice', 'haproxy-splice-always', 'nginx')
+TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice',
+           'haproxy-splice-always', 'nginx')
 # haproxy-splice-always only on request (--targets): on this machine
 # splice-auto hardly ever splices the 64 MiB downloads, splice-response does.
-DEFAULT_TARGETS = ('direct', 'tcplb', 'haproxy', 'haproxy-splice', 'nginx')
+DEFAULT_TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice', 'nginx')
 REFERENCE = 'haproxy'
 LABELS = {
     'direct': 'direct (no balancer, one backend)',
     'tcplb': 'tcplb (workers = 2)',
+    'tcplb-http': 'tcplb mode http (observing requests)',
     'haproxy': 'HAProxy (mode tcp, nbthread 2)',
     'haproxy-splice': 'HAProxy + splice-auto',
     'haproxy-splice-always': 'HAProxy + splice-request/response',
@@ -373,6 +375,7 @@ shutdown_timeout = 1s
 [listener bench]
 bind = {host}:{port}
 pool = backends
+mode = {mode}
 
 [pool backends]
 scheduler = roundrobin
@@ -485,18 +488,18 @@ class Bench:
             if name.startswith('backend') and p.poll() is not None:
                 raise BenchError('%s exited with %s:\n%s' % (name, p.returncode, tail(logpath)))
 
-    def start_tcplb(self):
-        d = self.path('tcplb')
+    def start_tcplb(self, name='tcplb', mode='tcp'):
+        d = self.path(name)
         os.makedirs(d)
         port = free_port()
         conf = os.path.join(d, 'tcplb.ini')
         servers = '\n'.join('server = backend%d %s:%d' % (i + 1, HOST, p)
                             for i, p in enumerate(self.backend_ports))
         self.write(conf, TCPLB_CONF.format(maxconn=LB_MAXCONN, host=HOST, port=port,
-                                           servers=servers))
+                                           servers=servers, mode=mode))
         run([self.args.tcplb, '-c', '-f', conf], 10)
         logpath = os.path.join(d, 'stderr.log')
-        self.launch(Target('tcplb', port, [self.args.tcplb, '-f', conf], logpath))
+        self.launch(Target(name, port, [self.args.tcplb, '-f', conf], logpath))
 
     def start_haproxy(self, name, splice):
         d = self.path(name)
@@ -538,6 +541,8 @@ class Bench:
         wanted = self.args.targets
         if 'tcplb' in wanted:
             self.start_tcplb()
+        if 'tcplb-http' in wanted:
+            self.start_tcplb('tcplb-http', 'http')
         if 'haproxy' in wanted:
             self.start_haproxy('haproxy', None)
         if 'haproxy-splice' in wanted:
@@ -921,6 +926,22 @@ def summary(results, targets, idle_max):
     return '\n'.join(lines)
 
 
+def observer_cost(results):
+    """What observing requests costs: tcplb in mode http over tcplb in
+    mode tcp, median and per repetition, for LB CPU per keep-alive request."""
+    out = ['What observing requests costs (`tcplb-http` / `tcplb`, LB CPU per request):']
+    for kind, label in (('keepalive', 'keep-alive'), ('close', 'connection per request')):
+        v, ref = fig(results, kind, 'tcplb-http', 'cpu_per_req'), fig(results, kind, 'tcplb',
+                                                                     'cpu_per_req')
+        reps = [ratio(h['cpu_per_req'], t['cpu_per_req'])
+                for h, t in zip(results[kind].get('tcplb-http', []),
+                                results[kind].get('tcplb', []))
+                if h and t and h.get('cpu_per_req') and t.get('cpu_per_req')]
+        out.append('%s %s (per repetition %s)' % (label, ratio(v, ref) if v and ref else '-',
+                                                  ', '.join(reps) or '-'))
+    return '; '.join(out[:1] + [', '.join(out[1:])])
+
+
 def raw_lines(results, targets, a):
     out = []
     for name in targets:
@@ -982,6 +1003,9 @@ def report(results, problems, a, ver, started, elapsed):
     md.append('')
     md.append(summary(results, targets, idle_max))
     md.append('')
+    if 'tcplb' in targets and 'tcplb-http' in targets:
+        md.append(observer_cost(results))
+        md.append('')
     md.append('## Keep-alive: `wrk -t%d -c%d -d%s --latency`' % (WRK_THREADS, WRK_CONNS, dur))
     md.append('')
     md.append(table(results, targets, 'keepalive', [('req/s', 'rps', 0), ('p50 ms', 'p50', 2),

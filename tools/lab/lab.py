@@ -62,7 +62,7 @@ HOT_CLIENT = '127.0.0.2'    # skewload's first client: the hot one with hot:K
 FULL = {
     'page_cpu_ms': 0.3, 'page_wait_ms': 10.0, 'children': 4, 'tcplb_workers': 2,
     'slow_duration': 15.0, 'slow_concurrency': 16, 'slow_clients': 30,
-    'burn_ms': 5.0,
+    'burn_ms': 25.0,
     'hot_requests': 9000, 'hot_duration': 60.0, 'hot_concurrency': 12,
     'hot_clients': 30, 'hot_factor': 10,
     'seed': 6,
@@ -543,11 +543,23 @@ class Balancer:
         return data.decode('utf-8', 'replace')
 
     def server_totals(self):
+        return {n: f['total'] for n, f in self.server_figures().items()}
+
+    def server_figures(self):
+        """{server: {'total', 'requests', 'rt_p50', 'rt_p99', '5xx'}} as
+        tcplb counted them (rt in ms, None without a sample)."""
         js = json.loads(self.stats('show stat json'))
         for pool in js.get('pools', []):
             if pool.get('name') == 'php':
-                return {s['name']: s['total'] for s in pool['servers']}
+                return {s['name']: {'total': s['total'], 'requests': s['requests'],
+                                    'rt_p50': s['rt_ms']['p50'], 'rt_p99': s['rt_ms']['p99'],
+                                    '5xx': s['responses']['5xx']}
+                        for s in pool['servers']}
         return {}
+
+    def explain(self):
+        """What `explain php` says: its lines, the closing empty one left out."""
+        return [ln for ln in self.stats('explain php').splitlines() if ln]
 
     def stop(self):
         """SIGTERM; returns tcplb's exit code (0 expected)."""
@@ -680,23 +692,36 @@ def stickiness(clients):
 
 # ---------------------------------------------------------------- scenarios
 
-def _server_rows(sk, totals, names=POOL_NAMES):
-    """Per server: requests (skewload), share, p50/p99 and tcplb's count."""
+def _server_rows(sk, figures, names=POOL_NAMES):
+    """Per server: requests (skewload), share, p50/p99, and what tcplb
+    counted: connections, requests, its rt p50/p99."""
     rows = []
     total = sum((sk['servers'].get(n) or {}).get('value') or 0 for n in names)
     for n in names:
         s = sk['servers'].get(n) or {}
+        f = figures.get(n) or {}
         count = s.get('value') or 0
         rows.append({'server': n, 'requests': count,
                      'share_pct': 100.0 * count / total if total else 0.0,
                      'p50_ms': s.get('p50_ms'), 'p99_ms': s.get('p99_ms'),
                      'errors': s.get('errors') or 0,
-                     'tcplb_total': totals.get(n)})
+                     'tcplb_total': f.get('total'), 'tcplb_requests': f.get('requests'),
+                     'tcplb_rt_p50': f.get('rt_p50'), 'tcplb_rt_p99': f.get('rt_p99')})
     return rows
 
 
-def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None):
-    """Scenario 1: round robin vs leastconn with one pool burning CPU."""
+# how scenario 1's clients connect: (label, extra skewload arguments)
+SLOW_CLIENTS = (
+    ('close', []),
+    ('keep-alive', ['-k', '100']),
+)
+SLOW_SCHEDULERS = ('roundrobin', 'leastconn')
+
+
+def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None,
+             schedulers=SLOW_SCHEDULERS, clients=SLOW_CLIENTS):
+    """Scenario 1: round robin vs leastconn with one pool burning CPU, with
+    a connection per request and with keep-alive clients."""
     result = {'name': 'slow', 'slow_pool': SLOW_POOL, 'burn_ms': sizes['burn_ms'],
               'page_cpu_ms': sizes['page_cpu_ms'], 'page_wait_ms': sizes['page_wait_ms'],
               'clients': sizes['slow_clients'], 'concurrency': sizes['slow_concurrency'],
@@ -706,10 +731,12 @@ def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None):
     burn[SLOW_POOL] += sizes['burn_ms']
     with Pools(os.path.join(root, 'slow'), burn=burn, children=sizes['children'],
                wait_ms=sizes['page_wait_ms']) as pools:
-        for sched in ('roundrobin', 'leastconn'):
-            log('lab: slow backend, scheduler = %s, %gs ...' % (sched, sizes['slow_duration']))
-            svg = os.path.join(out_dir, 's1-%s.svg' % sched)
-            with Balancer(os.path.join(root, 'slow'), 'tcplb-' + sched, pools.pools,
+        for (how, how_args), sched in [(c, s) for c in clients for s in schedulers]:
+            log('lab: slow backend, scheduler = %s, %s, %gs ...'
+                % (sched, how, sizes['slow_duration']))
+            slug = sched if how == 'close' else '%s-%s' % (sched, how)
+            svg = os.path.join(out_dir, 's1-%s.svg' % slug) if out_dir else None
+            with Balancer(os.path.join(root, 'slow'), 'tcplb-' + slug, pools.pools,
                           scheduler=sched, workers=sizes['tcplb_workers'],
                           binary=tcplb) as lb:
                 cpu0, w0 = pools.cpu_ticks(), time.monotonic()
@@ -717,14 +744,17 @@ def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None):
                     '-d', str(sizes['slow_duration']), '-n', '100000000',
                     '-c', str(sizes['slow_concurrency']),
                     '--clients', str(sizes['slow_clients']), '--skew', 'uniform',
-                    '--seed', str(sizes['seed']), '--timeout', '10000'],
+                    '--seed', str(sizes['seed']), '--timeout', '10000'] + how_args,
                     svg=svg, binary=skewload,
-                    raw=os.path.join(root, 'slow', 's1-%s.csv' % sched))
+                    raw=os.path.join(root, 'slow', 's1-%s.csv' % slug))
                 cpu1, wall = pools.cpu_ticks(), time.monotonic() - w0
-                totals = lb.server_totals()
+                figures = lb.server_figures()
+                explained = lb.explain()
                 rc = lb.stop()
-            relabel_svg(svg, lb.port, 'scheduler = %s, %s slow' % (sched, SLOW_POOL))
-            rows = _server_rows(sk, totals)
+            if svg:
+                relabel_svg(svg, lb.port, 'scheduler = %s, %s, %s slow'
+                            % (sched, how, SLOW_POOL))
+            rows = _server_rows(sk, figures)
             for r in rows:
                 ticks = cpu1[r['server']] - cpu0[r['server']]
                 r['cpu_s'] = ticks / CLK_TCK
@@ -732,7 +762,8 @@ def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None):
                 r['cpu_ms_per_req'] = 1000.0 * r['cpu_s'] / r['requests'] if r['requests'] else 0.0
             ratio, cv = imbalance(r['requests'] for r in rows)
             result['runs'].append({
-                'scheduler': sched, 'servers': rows, 'svg': os.path.basename(svg),
+                'scheduler': sched, 'clients': how, 'explain': explained,
+                'servers': rows, 'svg': os.path.basename(svg) if svg else None,
                 'requests': sk['summary'].get('requests'), 'ok': sk['summary'].get('ok'),
                 'req_per_s': sk['summary'].get('req_per_s'),
                 'p50_ms': sk['summary'].get('p50_ms'), 'p99_ms': sk['summary'].get('p99_ms'),
@@ -790,19 +821,20 @@ def run_hot(root, out_dir, sizes, log=print, tcplb=None, skewload=None,
                     '--seed', str(sizes['seed']), '--timeout', '10000'],
                     svg=svg, binary=skewload,
                     raw=os.path.join(run_dir, 's2-%s.csv' % slug))
-                totals = lb.server_totals()
+                figures = lb.server_figures()
+                explained = lb.explain()
                 rc = lb.stop()
             if svg:
                 relabel_svg(svg, lb.port, LONG_LABELS.get(label, label))
             # nginx writes its log line as a request ends: by now all are in
             seen = pools.log_clients(offsets)
-            rows = _server_rows(sk, totals)
+            rows = _server_rows(sk, figures)
             ratio, cv = imbalance(r['requests'] for r in rows)
             kept_one, mostly_one, main_share = stickiness(sk['clients'])
             hot = next((c for c in sk['clients'] if c['name'] == HOT_CLIENT), None)
             result['runs'].append({
                 'label': label, 'scheduler': sched, 'persist': persist,
-                'balance_factor': bf, 'servers': rows,
+                'balance_factor': bf, 'servers': rows, 'explain': explained,
                 'svg': os.path.basename(svg) if svg else None,
                 'requests': sk['summary'].get('requests'), 'ok': sk['summary'].get('ok'),
                 'req_per_s': sk['summary'].get('req_per_s'),
@@ -865,45 +897,81 @@ def render_slow(res, img_prefix=''):
            '',
            'Every page costs %g ms of CPU and waits %g ms; on %s it burns %g ms '
            'more CPU first (a tight loop of `microtime()` and `gettimeofday()` '
-           'calls). %d client IPs, uniform, %d requests in flight, a connection '
-           'per request, %g s per scheduler. "CPU %% of a core" is the pool\'s '
-           'php-fpm CPU time over the run\'s wall time: the analogue of the '
-           'incident\'s load average.'
+           'calls). %d client IPs, uniform, %d requests in flight, %g s per run: '
+           'each scheduler with a connection per request (`close`) and with '
+           'keep-alive clients (`keep-alive`: 100 requests per connection, '
+           '`skewload -k 100`). "CPU %% of a core" is the pool\'s php-fpm CPU '
+           'time over the run\'s wall time: the analogue of the incident\'s '
+           'load average. "tcplb conns", "tcplb requests" and "tcplb rt" are '
+           'tcplb\'s own counts (`show stat json`); rt is its response time, '
+           'request sent to first answer byte, over the last minute.'
            % (res['page_cpu_ms'], res['page_wait_ms'], res['slow_pool'], res['burn_ms'],
               res['clients'], res['concurrency'], res['duration']), '']
     rows = []
     for run in res['runs']:
         for r in run['servers']:
-            rows.append(['`%s`' % run['scheduler'], r['server'] +
-                         (' (slow)' if r['server'] == res['slow_pool'] else ''),
-                         r['requests'], _f(r['share_pct']), _f(r['p50_ms']),
-                         _f(r['p99_ms']), _f(r['cpu_s'], 2), _f(r['cpu_pct'], 0),
-                         _f(r['cpu_ms_per_req'], 2)])
-    out.append(_md_table(['scheduler', 'server', 'requests', 'share %', 'p50 ms',
-                          'p99 ms', 'php-fpm CPU s', 'CPU % of a core',
+            rows.append(['`%s`' % run['scheduler'], run.get('clients', 'close'),
+                         r['server'] + (' (slow)' if r['server'] == res['slow_pool'] else ''),
+                         r['requests'], _f(r['share_pct']), r.get('tcplb_total'),
+                         r.get('tcplb_requests'), _f(r.get('tcplb_rt_p50')),
+                         _f(r.get('tcplb_rt_p99')), _f(r['p99_ms']),
+                         _f(r['cpu_pct'], 0), _f(r['cpu_ms_per_req'], 2)])
+    out.append(_md_table(['scheduler', 'clients', 'server', 'requests', 'share %',
+                          'tcplb conns', 'tcplb requests', 'tcplb rt p50 ms',
+                          'tcplb rt p99 ms', 'client p99 ms', 'CPU % of a core',
                           'CPU ms / request'], rows))
     out.append('')
-    rows = [['`%s`' % r['scheduler'], r['ok'], _f(r['elapsed_s']), _f(r['req_per_s'], 0),
-             _f(r['p50_ms']), _f(r['p99_ms']), _f(r['imbalance'], 2),
-             _errors(r['errors'])] for r in res['runs']]
-    out.append(_md_table(['scheduler', 'answers', 'seconds', 'req/s', 'p50 ms',
-                          'p99 ms', 'max/mean', 'errors'], rows))
+    rows = [['`%s`' % r['scheduler'], r.get('clients', 'close'), r['ok'],
+             _f(r['elapsed_s']), _f(r['req_per_s'], 0), _f(r['p50_ms']), _f(r['p99_ms']),
+             _f(r['imbalance'], 2), _errors(r['errors'])] for r in res['runs']]
+    out.append(_md_table(['scheduler', 'clients', 'answers', 'seconds', 'req/s',
+                          'p50 ms', 'p99 ms', 'max/mean', 'errors'], rows))
+    out.append('')
+    out.append('What `explain php` said at the end of each run:')
     out.append('')
     for run in res['runs']:
-        out.append('![requests per server per second, %s](%s%s)'
-                   % (run['scheduler'], img_prefix, run['svg']))
+        out.append('`%s`, %s:' % (run['scheduler'], run.get('clients', 'close')))
         out.append('')
+        out.append('```')
+        out.extend(run.get('explain') or ['(not asked)'])
+        out.append('```')
+        out.append('')
+    for run in res['runs']:
+        if run.get('svg'):
+            out.append('![requests per server per second, %s, %s](%s%s)'
+                       % (run['scheduler'], run.get('clients', 'close'), img_prefix,
+                          run['svg']))
+            out.append('')
     out.append(_interpret_slow(res))
     out.append('')
     return '\n'.join(out)
 
 
 def _interpret_slow(res):
-    by = {r['scheduler']: r for r in res['runs']}
+    by = {r['scheduler']: r for r in res['runs'] if r.get('clients', 'close') == 'close'}
+    ka = {r['scheduler']: r for r in res['runs'] if r.get('clients') == 'keep-alive'}
     rr, lc = by.get('roundrobin'), by.get('leastconn')
     if not rr or not lc:
         return ''
     slow = res['slow_pool']
+    keepalive = ''
+    if ka.get('roundrobin'):
+        k = ka['roundrobin']
+        s = next(r for r in k['servers'] if r['server'] == slow)
+        others = [r for r in k['servers'] if r['server'] != slow]
+        keepalive = (' With keep-alive clients the connection counts say even less: '
+                     'under round robin %s holds %s of the %s connections, about a third '
+                     'like the others, and the requests split %s; only tcplb\'s rt '
+                     '(p50 %.1f ms on %s against %s on the others) and `explain` '
+                     '(`%s`) show the slow server.'
+                     % (slow, s.get('tcplb_total'),
+                        sum(r.get('tcplb_total') or 0 for r in k['servers']),
+                        ' / '.join(str(r.get('tcplb_requests')) for r in k['servers']),
+                        s.get('tcplb_rt_p50') or 0, slow,
+                        ' and '.join('%.1f ms' % (r.get('tcplb_rt_p50') or 0)
+                                     for r in others),
+                        next((ln for ln in k.get('explain', [])
+                              if ln.startswith('verdict:')), '?')))
 
     def srv(run, name):
         return next(r for r in run['servers'] if r['server'] == name)
@@ -922,7 +990,7 @@ def _interpret_slow(res):
             % (slow, srv(rr, slow)['share_pct'], srv(rr, slow)['p99_ms'] or 0,
                fast_p99, ' / '.join(POOL_NAMES), cpu(rr), slow,
                srv(lc, slow)['share_pct'], cpu(lc), rr['req_per_s'] or 0,
-               lc['req_per_s'] or 0, rr['p99_ms'] or 0, lc['p99_ms'] or 0))
+               lc['req_per_s'] or 0, rr['p99_ms'] or 0, lc['p99_ms'] or 0)) + keepalive
 
 
 def _errors(errs):
@@ -976,6 +1044,15 @@ def render_hot(res, img_prefix=''):
     out.append(_md_table(['configuration', 'client IP (nginx log)', 'requests'] +
                          list(POOL_NAMES), rows))
     out.append('')
+    out.append('What `explain php` said at the end of each run:')
+    out.append('')
+    for run in res['runs']:
+        out.append('`%s`:' % run['label'])
+        out.append('')
+        out.append('```')
+        out.extend(run.get('explain') or ['(not asked)'])
+        out.append('```')
+        out.append('')
     for run in res['runs']:
         out.append('![requests per server per second, %s](%s%s)'
                    % (run['label'], img_prefix, run['svg']))
