@@ -41,6 +41,8 @@
       "1 if the server takes new connections (state up), else 0.")                  \
     F(weight, "weight", "weight", "tcplb_server_weight", NULL, "gauge",               \
       "Current weight of the server.")                                              \
+    F(eweight, "eweight", NULL, "tcplb_server_eweight", NULL, "gauge",                \
+      "Weight in force: the weight lowered by an agent or a slow start.")          \
     F(active, "active", "active", "tcplb_server_active_connections", NULL, "gauge",   \
       "Connections open to the server now.")                                        \
     C(total, "total", "total", "tcplb_server_connections_total", NULL, "counter",     \

@@ -25,6 +25,9 @@ enum server_state {
 const char *server_state_str(enum server_state s);
 
 #define SERVER_WEIGHT_MAX 256
+/* Schedulers see weights in 1/16ths (as HAProxy's eweight does), so that a
+ * slow start or an agent's percentage can lower even a weight of 1. */
+#define SERVER_WEIGHT_SCALE 16
 #define POOL_RETRIES_MAX 16
 
 struct pool;
@@ -45,7 +48,11 @@ struct server {
      * opens or closes a connection to this server (one atomic add per
      * connection, never per byte). */
     int state;                  /* enum server_state, atomic access */
-    unsigned cur_weight;        /* atomic access */
+    unsigned cur_weight;        /* the weight set by config or `set weight` */
+    unsigned agent_pct;         /* an agent's NN%, 100 without one */
+    unsigned ramp_pml;          /* slow start: per mille of the weight, 1000 = all */
+    unsigned eweight;           /* in force: cur_weight x agent x ramp, in
+                                   1/SERVER_WEIGHT_SCALE; all four atomic */
     unsigned passive_failures;  /* consecutive failed connects by traffic */
     struct server_counters *counters;   /* owned: [nworkers] */
     /* The same server (by name) in the config a reload replaced this one's
@@ -116,14 +123,21 @@ static inline enum server_state server_state(const struct server *s)
 {
     return (enum server_state)__atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 }
+/* The weight an operator set (config or `set weight`), 0..256. */
 static inline unsigned server_weight(const struct server *s)
 {
     return __atomic_load_n(&s->cur_weight, __ATOMIC_RELAXED);
 }
-/* Up with a weight above zero: may take a new scheduled connection. */
+/* The weight in force, what schedulers use: in 1/SERVER_WEIGHT_SCALE. */
+static inline unsigned server_eweight(const struct server *s)
+{
+    return __atomic_load_n(&s->eweight, __ATOMIC_RELAXED);
+}
+/* Up with a weight in force above zero: may take a new scheduled
+ * connection. */
 static inline int server_available(const struct server *s)
 {
-    return server_state(s) == SERVER_UP && server_weight(s) > 0;
+    return server_state(s) == SERVER_UP && server_eweight(s) > 0;
 }
 static inline int64_t server_active(const struct server *s)
 {
@@ -159,6 +173,11 @@ void pool_set_server_state(struct server *s, enum server_state st);
 /* Sets the weight (0..SERVER_WEIGHT_MAX) and tells the scheduler. Main
  * thread only. Returns -1 when out of range. */
 int pool_set_server_weight(struct server *s, unsigned weight);
+
+/* Sets what lowers the weight in force: an agent's percentage (0..100) and
+ * the slow start's ramp (per mille, 1..1000), and tells the scheduler when
+ * the weight in force changed. Main thread; a repeat call is harmless. */
+void pool_set_server_factors(struct server *s, unsigned agent_pct, unsigned ramp_pml);
 
 struct server *pool_find_server(struct pool *p, const char *name);
 

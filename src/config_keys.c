@@ -502,6 +502,9 @@ static int config_add_server(struct config_parse *p, const struct config_key *k,
     }
     s.index = pool->nservers;
     s.cur_weight = s.weight;
+    s.agent_pct = 100;
+    s.ramp_pml = 1000;
+    s.eweight = s.weight * SERVER_WEIGHT_SCALE;
     s.state = SERVER_UP;
     servers[pool->nservers++] = s;
     return 1;

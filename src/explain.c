@@ -117,8 +117,9 @@ static void explain_weights(const struct pool *pool, const struct explain_server
     size_t len = 0;
     for (uint32_t i = 0; i < n && len < sizeof(f->detail); i++)
         if (ss[i].up)
-            len += (size_t)snprintf(f->detail + len, sizeof(f->detail) - len, "%s=%u ",
-                                    ss[i].srv->name, ss[i].weight);
+            len += (size_t)snprintf(f->detail + len, sizeof(f->detail) - len, "%s=%g ",
+                                    ss[i].srv->name,
+                                    (double)ss[i].weight / SERVER_WEIGHT_SCALE);
     if (len < sizeof(f->detail))
         snprintf(f->detail + len, sizeof(f->detail) - len,
                  "in force: shares follow the weights by design");
@@ -320,10 +321,10 @@ static void explain_uneven(struct explain_server *ss, uint32_t n, struct explain
             if (f == NULL)
                 return;
             snprintf(f->detail, sizeof(f->detail), "%.1f %% of the %s of the %u up "
-                     "servers of weight %u (%llu of %llu, %.2fx the mean) in the last "
+                     "servers of weight %g (%llu of %llu, %.2fx the mean) in the last "
                      "minute, %s", 100.0 * mine / total, what_str[w], peers,
-                     ss[i].weight, (unsigned long long)mine, (unsigned long long)total,
-                     ratio, why);
+                     (double)ss[i].weight / SERVER_WEIGHT_SCALE, (unsigned long long)mine,
+                     (unsigned long long)total, ratio, why);
             break;
         }
     }
@@ -368,7 +369,7 @@ void explain_pool(struct pool *pool, unsigned nworkers, double now, struct expla
         const struct server *s = &pool->servers[i];
         ss[i].srv = s;
         ss[i].state = server_state(s);
-        ss[i].weight = server_weight(s);
+        ss[i].weight = server_eweight(s);         /* in force, in 1/16ths */
         ss[i].up = server_available(s);
         for (unsigned w = 0; w < nworkers; w++)
             recent_merge(&s->counters[w].recent, now, &ss[i].r);

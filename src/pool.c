@@ -21,11 +21,26 @@ const char *server_state_str(enum server_state s)
     return "?";
 }
 
+/* cur_weight x agent_pct x ramp in 1/16ths; a weight above zero stays
+ * above zero unless the agent says 0 %. */
+static unsigned pool_eweight_of(const struct server *s)
+{
+    uint64_t w = (uint64_t)__atomic_load_n(&s->cur_weight, __ATOMIC_RELAXED) *
+                 SERVER_WEIGHT_SCALE;
+    unsigned pct = __atomic_load_n(&s->agent_pct, __ATOMIC_RELAXED);
+    unsigned pml = __atomic_load_n(&s->ramp_pml, __ATOMIC_RELAXED);
+    uint64_t e = w * pct * pml / (100 * 1000);
+    if (e == 0 && w > 0 && pct > 0)
+        e = 1;
+    return (unsigned)e;
+}
+
 static void pool_update_live_weight(struct server *s)
 {
     struct pool *p = s->pool;
+    __atomic_store_n(&s->eweight, pool_eweight_of(s), __ATOMIC_RELAXED);
     uint32_t old = __atomic_load_n(&p->live_weights[s->index], __ATOMIC_RELAXED);
-    uint32_t now = server_available(s) ? server_weight(s) : 0;
+    uint32_t now = server_available(s) ? server_eweight(s) : 0;
     __atomic_store_n(&p->live_weights[s->index], now, __ATOMIC_RELAXED);
     __atomic_store_n(&p->live_weight_total,
                      __atomic_load_n(&p->live_weight_total, __ATOMIC_RELAXED) - old + now,
@@ -89,6 +104,24 @@ int pool_set_server_weight(struct server *s, unsigned weight)
     if (p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
     return 0;
+}
+
+void pool_set_server_factors(struct server *s, unsigned agent_pct, unsigned ramp_pml)
+{
+    if (agent_pct > 100)
+        agent_pct = 100;
+    if (ramp_pml == 0 || ramp_pml > 1000)
+        ramp_pml = 1000;
+    if (__atomic_load_n(&s->agent_pct, __ATOMIC_RELAXED) == agent_pct &&
+        __atomic_load_n(&s->ramp_pml, __ATOMIC_RELAXED) == ramp_pml)
+        return;
+    unsigned before = server_eweight(s);
+    __atomic_store_n(&s->agent_pct, agent_pct, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->ramp_pml, ramp_pml, __ATOMIC_RELAXED);
+    pool_update_live_weight(s);
+    struct pool *p = s->pool;
+    if (server_eweight(s) != before && p->sched->server_changed)
+        p->sched->server_changed(p->sched_state, p, s);
 }
 
 struct server *pool_find_server(struct pool *p, const char *name)

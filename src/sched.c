@@ -77,8 +77,8 @@ static int sched_sticky_ok(const struct sched_request *req, const struct server 
 int sched_load_cmp(const struct server *a, const struct server *b)
 {
     /* active_a / weight_a vs active_b / weight_b without division */
-    int64_t lhs = server_active(a) * (int64_t)server_weight(b);
-    int64_t rhs = server_active(b) * (int64_t)server_weight(a);
+    int64_t lhs = server_active(a) * (int64_t)server_eweight(b);
+    int64_t rhs = server_active(b) * (int64_t)server_eweight(a);
     return (lhs > rhs) - (lhs < rhs);
 }
 

@@ -50,7 +50,7 @@ static void maglev_build(struct sched_maglev *m, struct pool *pool)
         struct server *s = &pool->servers[i];
         if (!server_available(s))
             continue;
-        weight[i] = server_weight(s);
+        weight[i] = server_eweight(s);
         if (weight[i] > max_weight)
             max_weight = weight[i];
         size_t len = strlen(s->name);
@@ -131,7 +131,7 @@ static int maglev_under_cap(const struct pool *pool, const struct maglev_load *l
     if (load->weight_sum == 0)
         return 0;
     uint64_t num = (uint64_t)pool->balance_factor * (load->active_sum + 1) *
-                   server_weight(s);
+                   server_eweight(s);
     uint64_t den = 100 * load->weight_sum;
     uint64_t cap = (num + den - 1) / den;
     int64_t a = server_active(s);

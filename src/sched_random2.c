@@ -30,16 +30,32 @@ struct sched_random2 {
     struct random2_entry *table[2];     /* owned: nservers entries each */
 };
 
+static unsigned random2_gcd(unsigned a, unsigned b)
+{
+    while (b) {
+        unsigned t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 static void random2_build(struct sched_random2 *r, struct pool *pool)
 {
     unsigned half = __atomic_load_n(&r->published, __ATOMIC_RELAXED) ^ 1u;
     struct random2_entry *t = r->table[half];
     uint32_t len = 0, total = 0;
+    /* weights in force reduced by their gcd: the operator's weights, unless
+     * a slow start or an agent is under way */
+    unsigned g = 0;
+    for (uint32_t i = 0; i < pool->nservers; i++)
+        if (server_available(&pool->servers[i]))
+            g = random2_gcd(g, server_eweight(&pool->servers[i]));
     for (uint32_t i = 0; i < pool->nservers; i++) {
         struct server *s = &pool->servers[i];
         if (!server_available(s))
             continue;
-        total += server_weight(s);
+        total += server_eweight(s) / g;
         __atomic_store_n(&t[len].index, i, __ATOMIC_RELAXED);
         __atomic_store_n(&t[len].end, total, __ATOMIC_RELAXED);
         len++;
@@ -80,7 +96,7 @@ static struct server *random2_scan_draw(struct pool *pool, const struct sched_re
     for (uint32_t i = 0; i < pool->nservers; i++) {
         struct server *s = &pool->servers[i];
         if (s != skip && sched_eligible(req, s))
-            total += server_weight(s);
+            total += server_eweight(s);
     }
     if (total == 0)
         return NULL;
@@ -89,9 +105,9 @@ static struct server *random2_scan_draw(struct pool *pool, const struct sched_re
         struct server *s = &pool->servers[i];
         if (s == skip || !sched_eligible(req, s))
             continue;
-        if (point < server_weight(s))
+        if (point < server_eweight(s))
             return s;
-        point -= server_weight(s);
+        point -= server_eweight(s);
     }
     return NULL;
 }

@@ -42,7 +42,7 @@ static void rr_rebuild(struct sched_rr *rr, struct pool *pool)
     unsigned g = 0;
     for (uint32_t i = 0; i < n; i++)
         if (server_available(&pool->servers[i]))
-            g = rr_gcd(g, server_weight(&pool->servers[i]));
+            g = rr_gcd(g, server_eweight(&pool->servers[i]));
 
     uint32_t published = __atomic_load_n(&rr->published, __ATOMIC_RELAXED);
     unsigned next = (published & RR_BUF_BIT) ? 0 : 1;
@@ -61,8 +61,23 @@ static void rr_rebuild(struct sched_rr *rr, struct pool *pool)
         int64_t total = 0;
         for (uint32_t i = 0; i < n; i++) {
             if (server_available(&pool->servers[i]))
-                weight[i] = server_weight(&pool->servers[i]) / g;
+                weight[i] = server_eweight(&pool->servers[i]) / g;
             total += weight[i];
+        }
+        /* Weights in force in 1/16ths reduce by their gcd to the operator's
+         * weights, whose period fits; one that does not (a slow start or an
+         * agent's percentage under way) is scaled down to fit, keeping each
+         * server at least one slot. */
+        if (total > rr->capacity) {
+            int64_t budget = (int64_t)rr->capacity - n, scaled = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                if (weight[i] == 0)
+                    continue;
+                int64_t w = (int64_t)weight[i] * budget / total;
+                weight[i] = w > 0 ? (unsigned)w : 1;
+                scaled += weight[i];
+            }
+            total = scaled;
         }
         for (int64_t step = 0; step < total && len < rr->capacity; step++) {
             uint32_t best = 0;

@@ -54,6 +54,12 @@ static void stats_server_get_weight(const void *view, struct stats_value *out)
     stats_set_u64(out, server_weight(SERVER_VIEW(view)));
 }
 
+static void stats_server_get_eweight(const void *view, struct stats_value *out)
+{
+    out->type = STATS_DOUBLE;
+    out->v.d = (double)server_eweight(SERVER_VIEW(view)) / SERVER_WEIGHT_SCALE;
+}
+
 static void stats_server_get_active(const void *view, struct stats_value *out)
 {
     out->type = STATS_S64;

@@ -489,10 +489,11 @@ static void test_show_stat_json_has_pool_and_server_fields(void **state)
     static const char *const want[] = {
         "\"pools\":[{\"name\":\"php\",\"scheduler\":\"roundrobin\",\"servers\":[",
         "{\"name\":\"web2\",\"addr\":\"127.0.0.1:9002\",\"state\":\"up\",\"weight\":3,"
-        "\"active\":1,\"total\":7,\"failed\":1,\"bytes_in\":10,\"bytes_out\":11,"
+        "\"eweight\":3.000,\"active\":1,\"total\":7,\"failed\":1,\"bytes_in\":10,\"bytes_out\":11,"
         "\"retried\":2,\"lost\":1,\"requests\":0,\"rt_ms\":{\"p50\":null,\"p90\":null,"
         "\"p99\":null,\"mean\":null,\"samples\":0},\"responses\":{\"1xx\":0,\"2xx\":0,"
-        "\"3xx\":0,\"4xx\":0,\"5xx\":0},\"http_unparsed\":0}",
+        "\"3xx\":0,\"4xx\":0,\"5xx\":0},\"http_unparsed\":0,\"last_minute\":{"
+        "\"connections\":0,\"requests\":0,\"failed\":0,\"responses\":0,\"5xx\":0}}",
         "{\"name\":\"api\",\"scheduler\":\"roundrobin\",\"servers\":[{\"name\":\"api1\","
         "\"addr\":\"[::1]:9100\"",
     };
