@@ -9,6 +9,8 @@
 #include <ev.h>
 #include <stddef.h>
 
+#include "pool.h"
+
 struct config;
 struct server;
 struct health;
@@ -44,5 +46,12 @@ void health_counters_cleared(struct health *h);
  * next active check. Any worker thread; costs one atomic on failure and a
  * read on success. */
 void health_passive_result(struct server *srv, int ok);
+
+/* Outlier ejection's view of traffic: a failure of <kind> on <srv> (one
+ * atomic; the checker is woken when the run reaches outlier_consecutive),
+ * or a success that ends the run (a read, and a write only to end a run).
+ * Any worker thread; nothing when the pool has no ejection. */
+void health_outlier_failure(struct server *srv, enum outlier_kind kind);
+void health_outlier_success(struct server *srv);
 
 #endif

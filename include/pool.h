@@ -21,7 +21,9 @@ enum server_state {
     SERVER_DOWN,     /* failed health checks */
     SERVER_DRAIN,    /* admin: keeps its clients, no new ones */
     SERVER_MAINT,    /* admin: out of service */
+    SERVER_EJECTED,  /* outlier ejection: failed too often in a row, for a while */
 };
+#define SERVER_STATE_LAST SERVER_EJECTED
 const char *server_state_str(enum server_state s);
 
 #define SERVER_WEIGHT_MAX 256
@@ -54,6 +56,12 @@ struct server {
     unsigned eweight;           /* in force: cur_weight x agent x ramp, in
                                    1/SERVER_WEIGHT_SCALE; all four atomic */
     unsigned passive_failures;  /* consecutive failed connects by traffic */
+    /* Outlier ejection: failures in a row by traffic (connects, resets,
+     * 502/504, 5xx), and of them how many of each kind; written by the
+     * workers (atomic), read and reset by the health checker. */
+    unsigned outlier_run;
+    unsigned outlier_kinds[4];  /* enum outlier_kind */
+    unsigned agent_port;        /* agent check port of this server, 0: the pool's */
     struct server_counters *counters;   /* owned: [nworkers] */
     /* The same server (by name) in the config a reload replaced this one's
      * with, NULL when it left; set by pool_adopt() on the main thread before
@@ -62,6 +70,14 @@ struct server {
 };
 
 enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
+
+/* What outlier ejection counts as a failure. */
+enum outlier_kind {
+    OUTLIER_CONNECT = 0,    /* the connect failed */
+    OUTLIER_RESET,          /* the server reset before an exchange ended */
+    OUTLIER_ANSWERED,       /* tcplb answered 502 or 504 for it */
+    OUTLIER_5XX,            /* mode http: it answered 5xx */
+};
 
 /* A connection waiting for a server slot under maxconn. Embedded in the
  * session; the queue links it, the session owns it. */
@@ -111,6 +127,12 @@ struct pool {
     unsigned client_maxconn;    /* per client IP open connections, 0 = no cap */
     double connect_timeout, server_timeout, idle_timeout, queue_timeout;
     unsigned retries;
+    double slowstart;           /* seconds; 0 = off */
+    unsigned outlier_consecutive;   /* 0 = no ejection */
+    double outlier_ejection;
+    unsigned outlier_max_percent;
+    unsigned agent_port;        /* 0 = no agent check */
+    double agent_interval;
     enum health_mode health;
     char *health_path;          /* owned */
     double health_interval, health_timeout;

@@ -26,6 +26,12 @@ struct sched_request {
                                         its own server */
 };
 
+/* What sched_ops.observe is told. */
+enum sched_observation {
+    SCHED_OBSERVE_CONNECT = 0,      /* a connect succeeded after this long */
+    SCHED_OBSERVE_RESPONSE,         /* a request's answer began after this long */
+};
+
 /* What an algorithm is, for the layers above it. */
 enum sched_flags {
     /* Places a client by the hash of its IP (consistent hashing): `which`
@@ -47,6 +53,11 @@ struct sched_ops {
     /* A connection that pick() placed on <srv> has ended. Any worker.
      * May be NULL. */
     void (*release)(void *state, struct server *srv);
+    /* What a connection to <srv> measured at <now>: its connect time or a
+     * response time (enum sched_observation), in seconds. Any worker, as it
+     * happens. May be NULL. */
+    void (*observe)(void *state, struct server *srv, int what, double seconds,
+                    double now);
     /* <srv>'s state or weight changed. Main thread; a repeat call is
      * harmless. */
     void (*server_changed)(void *state, struct pool *pool, struct server *srv);
@@ -92,5 +103,6 @@ extern const struct sched_ops sched_roundrobin;
 extern const struct sched_ops sched_leastconn;
 extern const struct sched_ops sched_random2;
 extern const struct sched_ops sched_source;
+extern const struct sched_ops sched_leasttime;
 
 #endif

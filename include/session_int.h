@@ -142,6 +142,9 @@ void session_observe_eof(struct session *s, int from_server);
  * the server's first byte since: its response time. */
 void session_exchange_start(struct session *s);
 void session_exchange_answered(struct session *s);
+/* The server reset the connection: a failure for outlier ejection when an
+ * exchange was under way (a request sent, its answer not ended). */
+void session_server_reset(struct session *s);
 /* 1 while mode http still follows this connection's requests. */
 int session_observed(const struct session *s);
 /* Gives the observer back (session end). */

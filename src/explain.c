@@ -84,6 +84,13 @@ static void explain_states(struct explain_server *ss, uint32_t n, struct explain
                          server_state_str(ss[i].state));
             ss[i].explained = 1;
             break;
+        case SERVER_EJECTED:
+            if ((f = explain_add(e, EXPLAIN_DOWN, ss[i].srv->name)) != NULL)
+                snprintf(f->detail, sizeof(f->detail), "state ejected: failed too often "
+                         "in a row, out of rotation for a while (show events says what "
+                         "was counted)");
+            ss[i].explained = 1;
+            break;
         case SERVER_DRAIN:
             if ((f = explain_add(e, EXPLAIN_DRAIN, ss[i].srv->name)) != NULL)
                 snprintf(f->detail, sizeof(f->detail), "state drain: keeps its "

@@ -1,53 +1,28 @@
-/* health.c — the health checker (see health.h). One check per server at a
- * time: connect (and for http, send a GET and read the status line) within
- * health_timeout, then the next one health_interval after this one began.
- * Results go through check.c's rise/fall machine; a change of state is
- * published to the workers at once and logged with its reason. */
+/* health.c — the health checker (see health.h): combines what the active
+ * checks (health_probe.c), traffic (passive checks, outlier ejection), the
+ * agents (health_agent.c) and the stats socket say into one state per
+ * server, and the agent's percentage and the slow start's ramp into its
+ * weight in force, and publishes them to the workers, logging every change
+ * with its reason and recording it as an event. Main thread. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "config.h"
 #include "events.h"
-#include "health.h"
+#include "health_int.h"
 #include "log.h"
-#include "net.h"
-#include "pool.h"
-#include "proxy_proto.h"
+#include "scheduler.h"
 #include "util.h"
 
-enum health_phase { PHASE_IDLE, PHASE_CONNECTING, PHASE_SENDING, PHASE_READING };
-
-struct health_check {
-    struct health *owner;
-    struct server *srv;
-    struct pool *pool;
-    struct check_state st;
-    enum server_admin admin;
-    enum health_phase phase;
-    ev_timer timer;           /* next check while idle, timeout otherwise */
-    ev_io io;
-    int fd;                   /* owned, -1 when idle */
-    ev_tstamp started;
-    char request[PROXY_HEADER_MAX + 320];
-    size_t request_len, request_off;
-    size_t proxy_len;         /* PROXY header at the start of request */
-    char answer[CHECK_HTTP_LINE_MAX];
-    size_t answer_len;
-    struct server_totals at_up;   /* counters when it last went up (or start) */
-    ev_tstamp left_up;            /* when it last stopped being up, 0 = is up */
-};
-
-struct health {
-    struct ev_loop *loop;
-    struct config *config;          /* one reference */
-    struct health_check *checks;    /* owned: one per server of every pool */
-    size_t nchecks;
-};
+/* Slow start moves the weight this many steps from 1/20 to all of it. */
+#define HEALTH_RAMP_STEPS 20
+#define HEALTH_RAMP_FIRST_PML (1000 / HEALTH_RAMP_STEPS)
+/* An ejection lasts outlier_ejection x the ejections in a row, up to this. */
+#define HEALTH_EJECT_MAX_FACTOR 10
 
 /* Workers wake the checker through this watcher, which lives as long as
  * the process: a reload replaces the checker, never the watcher, so a worker
@@ -56,17 +31,17 @@ static ev_async health_passive;
 static int health_passive_started;
 static struct health *health_current;   /* main thread only */
 
-static void health_check_begin(struct health_check *c);
-
 /* ---- state --------------------------------------------------------------- */
 
 static enum server_state health_effective(const struct health_check *c)
 {
-    if (c->admin == ADMIN_MAINT)
+    if (c->admin == ADMIN_MAINT || c->agent.admin == ADMIN_MAINT)
         return SERVER_MAINT;
-    if (!c->st.up)
+    if (!c->st.up || c->agent.down)
         return SERVER_DOWN;
-    if (c->admin == ADMIN_DRAIN)
+    if (c->ejected)
+        return SERVER_EJECTED;
+    if (c->admin == ADMIN_DRAIN || c->agent.admin == ADMIN_DRAIN)
         return SERVER_DRAIN;
     return SERVER_UP;
 }
@@ -84,10 +59,65 @@ static void health_cost(struct health_check *c, char *out, size_t len)
              (unsigned long long)(t.lost - c->at_up.lost));
 }
 
-static void health_publish(struct health_check *c, const char *reason)
+/* ---- slow start ------------------------------------------------------------ */
+
+static unsigned health_ramp_pml(const struct health_check *c, ev_tstamp now)
+{
+    if (c->ramp_since == 0 || c->pool->slowstart <= 0)
+        return 1000;
+    double f = (now - c->ramp_since) / c->pool->slowstart;
+    if (f >= 1)
+        return 1000;
+    unsigned pml = HEALTH_RAMP_FIRST_PML +
+                   (unsigned)((1000 - HEALTH_RAMP_FIRST_PML) * (f > 0 ? f : 0));
+    return pml < 1000 ? pml : 1000;
+}
+
+static void health_factors(struct health_check *c)
+{
+    ev_tstamp now = ev_now(c->owner->loop);
+    unsigned pml = health_ramp_pml(c, now);
+    if (pml >= 1000 && c->ramp_since != 0) {
+        c->ramp_since = 0;
+        ev_timer_stop(c->owner->loop, &c->ramp);
+    }
+    pool_set_server_factors(c->srv, c->agent.pct, pml);
+}
+
+static void health_ramp_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    health_factors(container_of(w, struct health_check, ramp));
+}
+
+/* A server became available after the start: its weight ramps from 1/20
+ * of it to all of it over slowstart, for every scheduler but consistent
+ * hashing (where a weight moves clients, not load). */
+static void health_ramp_start(struct health_check *c)
+{
+    struct pool *p = c->pool;
+    if (p->slowstart <= 0 || (p->sched->flags & SCHED_HASHES_CLIENT) || c->owner->starting)
+        return;
+    c->ramp_since = ev_now(c->owner->loop);
+    double step = p->slowstart / HEALTH_RAMP_STEPS;
+    ev_timer_set(&c->ramp, step, step);
+    ev_timer_start(c->owner->loop, &c->ramp);
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+void health_publish(struct health_check *c, const char *reason)
 {
     enum server_state old = server_state(c->srv);
     enum server_state now = health_effective(c);
+    if (now == SERVER_UP && old != SERVER_UP)
+        health_ramp_start(c);
+    else if (now != SERVER_UP && c->ramp_since != 0) {
+        c->ramp_since = 0;          /* the next time it is up, it ramps again */
+        ev_timer_stop(c->owner->loop, &c->ramp);
+    }
+    health_factors(c);
     if (old == now)
         return;
     pool_set_server_state(c->srv, now);
@@ -118,7 +148,7 @@ void health_counters_cleared(struct health *h)
         memset(&h->checks[i].at_up, 0, sizeof(h->checks[i].at_up));
 }
 
-static void health_result(struct health_check *c, int ok, const char *what)
+void health_result(struct health_check *c, int ok, const char *what)
 {
     int fresh = c->st.fresh;
     enum check_change ch = check_state_result(&c->st, ok, c->pool->rise, c->pool->fall);
@@ -138,155 +168,13 @@ static void health_result(struct health_check *c, int ok, const char *what)
     health_publish(c, reason);
 }
 
-/* ---- one check ------------------------------------------------------------ */
-
-static void health_check_end(struct health_check *c, int ok, const char *what)
-{
-    struct ev_loop *loop = c->owner->loop;
-    ev_io_stop(loop, &c->io);
-    ev_timer_stop(loop, &c->timer);
-    if (c->fd != -1) {
-        close(c->fd);
-        c->fd = -1;
-    }
-    c->phase = PHASE_IDLE;
-    health_result(c, ok, what);
-
-    ev_tstamp next = c->started + c->pool->health_interval - ev_now(loop);
-    ev_timer_set(&c->timer, next > 0.001 ? next : 0.001, 0);
-    ev_timer_start(loop, &c->timer);
-}
-
-static void health_io_want(struct health_check *c, int events)
-{
-    struct ev_loop *loop = c->owner->loop;
-    ev_io_stop(loop, &c->io);
-    ev_io_set(&c->io, c->fd, events);
-    ev_io_start(loop, &c->io);
-}
-
-static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct health_check *c = container_of(w, struct health_check, io);
-    char what[160];
-
-    if (c->phase == PHASE_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-            err = errno;
-        if (err != 0) {
-            snprintf(what, sizeof(what), "connect: %s", strerror(err));
-            health_check_end(c, 0, what);
-            return;
-        }
-        if (c->pool->health == HEALTH_TCP && c->proxy_len == 0) {
-            health_check_end(c, 1, "connect ok");
-            return;
-        }
-        c->phase = PHASE_SENDING;
-    }
-    if (c->phase == PHASE_SENDING) {
-        ssize_t n = send(c->fd, c->request + c->request_off,
-                         c->request_len - c->request_off, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
-            snprintf(what, sizeof(what), "send: %s", strerror(errno));
-            health_check_end(c, 0, what);
-            return;
-        }
-        c->request_off += (size_t)n;
-        size_t want = c->pool->health == HEALTH_TCP ? c->proxy_len : c->request_len;
-        if (c->request_off < want)
-            return;
-        if (c->pool->health == HEALTH_TCP) {
-            health_check_end(c, 1, "connect ok");
-            return;
-        }
-        c->phase = PHASE_READING;
-        health_io_want(c, EV_READ);
-        return;
-    }
-    /* PHASE_READING */
-    ssize_t n = read(c->fd, c->answer + c->answer_len, sizeof(c->answer) - c->answer_len);
-    if (n == -1) {
-        if (errno == EAGAIN || errno == EINTR)
-            return;
-        snprintf(what, sizeof(what), "read: %s", strerror(errno));
-        health_check_end(c, 0, what);
-        return;
-    }
-    if (n == 0) {
-        health_check_end(c, 0, "closed before a status line");
-        return;
-    }
-    c->answer_len += (size_t)n;
-    int status = 0;
-    switch (check_http_parse(c->answer, c->answer_len, &status)) {
-    case CHECK_HTTP_MORE:
-        if (c->answer_len == sizeof(c->answer))
-            health_check_end(c, 0, "status line too long");
-        return;
-    case CHECK_HTTP_BAD:
-        health_check_end(c, 0, "not an HTTP answer");
-        return;
-    case CHECK_HTTP_DONE:
-        snprintf(what, sizeof(what), "HTTP status %d", status);
-        health_check_end(c, check_http_status_ok(status), what);
-        return;
-    }
-}
-
-static void health_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct health_check *c = container_of(w, struct health_check, timer);
-    if (c->phase == PHASE_IDLE) {
-        health_check_begin(c);
-        return;
-    }
-    char what[96];
-    snprintf(what, sizeof(what), "no answer within %.0fms",
-             c->pool->health_timeout * 1000);
-    health_check_end(c, 0, what);
-}
-
-static void health_check_begin(struct health_check *c)
-{
-    struct ev_loop *loop = c->owner->loop;
-    char what[160];
-    c->started = ev_now(loop);
-    c->answer_len = 0;
-    c->request_off = 0;
-    int done = 0;
-    c->fd = net_connect(&c->srv->addr, &done);
-    if (c->fd == -1 && net_error_is_local(errno)) {
-        /* our own shortage (descriptors, ports, memory), not the server's:
-         * no verdict this round */
-        log_msg("health check of %s/%s skipped: %s", c->pool->name, c->srv->name,
-                strerror(errno));
-        c->phase = PHASE_IDLE;
-        ev_timer_set(&c->timer, c->pool->health_interval, 0);
-        ev_timer_start(loop, &c->timer);
-        return;
-    }
-    if (c->fd == -1) {
-        snprintf(what, sizeof(what), "connect: %s", strerror(errno));
-        c->phase = PHASE_CONNECTING;   /* so that end() re-arms as usual */
-        health_check_end(c, 0, what);
-        return;
-    }
-    c->phase = PHASE_CONNECTING;
-    ev_timer_set(&c->timer, c->pool->health_timeout, 0);
-    ev_timer_start(loop, &c->timer);
-    health_io_want(c, EV_WRITE);
-}
-
 /* ---- passive checks ------------------------------------------------------- */
+
+static void health_wake(void)
+{
+    if (__atomic_load_n(&health_passive_started, __ATOMIC_ACQUIRE))
+        ev_async_send(ev_default_loop(0), &health_passive);
+}
 
 void health_passive_result(struct server *srv, int ok)
 {
@@ -298,8 +186,122 @@ void health_passive_result(struct server *srv, int ok)
     if (srv->pool->health == HEALTH_NONE)
         return;   /* nothing would ever bring it back up */
     unsigned n = __atomic_add_fetch(&srv->passive_failures, 1, __ATOMIC_RELAXED);
-    if (n >= srv->pool->fall && __atomic_load_n(&health_passive_started, __ATOMIC_ACQUIRE))
-        ev_async_send(ev_default_loop(0), &health_passive);
+    if (n >= srv->pool->fall)
+        health_wake();
+}
+
+static void health_passive_down(struct health_check *c)
+{
+    unsigned n = __atomic_load_n(&c->srv->passive_failures, __ATOMIC_RELAXED);
+    if (n < c->pool->fall)
+        return;
+    __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
+    if (check_state_passive_down(&c->st, c->pool->fall) == CHECK_SAME)
+        return;         /* down already: this run counts for nothing */
+    char reason[128];
+    snprintf(reason, sizeof(reason), "%u consecutive connects by traffic failed, "
+             "%u/%u", n, c->pool->fall, c->pool->fall);
+    health_publish(c, reason);
+}
+
+/* ---- outlier ejection ------------------------------------------------------- */
+
+void health_outlier_failure(struct server *srv, enum outlier_kind kind)
+{
+    unsigned need = srv->pool->outlier_consecutive;
+    if (need == 0)
+        return;
+    __atomic_add_fetch(&srv->outlier_kinds[kind], 1, __ATOMIC_RELAXED);
+    if (__atomic_add_fetch(&srv->outlier_run, 1, __ATOMIC_RELAXED) == need)
+        health_wake();
+}
+
+void health_outlier_success(struct server *srv)
+{
+    if (srv->pool->outlier_consecutive == 0 ||
+        __atomic_load_n(&srv->outlier_run, __ATOMIC_RELAXED) == 0)
+        return;
+    __atomic_store_n(&srv->outlier_run, 0, __ATOMIC_RELAXED);
+    for (unsigned k = 0; k < ARRAY_LEN(srv->outlier_kinds); k++)
+        __atomic_store_n(&srv->outlier_kinds[k], 0, __ATOMIC_RELAXED);
+}
+
+/* "3 http 5xx, 2 connect failed": what the run was made of (read and
+ * zeroed). */
+static void health_outlier_kinds(struct server *srv, char *out, size_t len)
+{
+    static const char *const names[] = {
+        [OUTLIER_CONNECT] = "connect failed", [OUTLIER_RESET] = "reset by the server",
+        [OUTLIER_ANSWERED] = "502/504 answered by tcplb", [OUTLIER_5XX] = "http 5xx",
+    };
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned k = 0; k < ARRAY_LEN(names); k++) {
+        unsigned n = __atomic_exchange_n(&srv->outlier_kinds[k], 0, __ATOMIC_RELAXED);
+        if (n > 0 && used < len)
+            used += (size_t)snprintf(out + used, len - used, "%s%u %s", used ? ", " : "",
+                                     n, names[k]);
+    }
+}
+
+static void health_eject_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct health_check *c = container_of(w, struct health_check, eject);
+    c->ejected = 0;
+    char reason[96];
+    snprintf(reason, sizeof(reason), "ejection over after %.0fs", c->eject_length);
+    health_publish(c, reason);
+}
+
+/* How many of the pool's servers may be ejected at once. */
+static unsigned health_eject_cap(const struct health *h, const struct pool *pool,
+                                 unsigned *now_ejected)
+{
+    *now_ejected = 0;
+    for (size_t i = 0; i < h->nchecks; i++)
+        if (h->checks[i].pool == pool && h->checks[i].ejected)
+            (*now_ejected)++;
+    return pool->outlier_max_percent * pool->nservers / 100;
+}
+
+static void health_outlier_check(struct health *h, struct health_check *c)
+{
+    struct pool *p = c->pool;
+    unsigned run = __atomic_load_n(&c->srv->outlier_run, __ATOMIC_RELAXED);
+    if (p->outlier_consecutive == 0 || run < p->outlier_consecutive)
+        return;
+    __atomic_store_n(&c->srv->outlier_run, 0, __ATOMIC_RELAXED);
+    char kinds[160];
+    health_outlier_kinds(c->srv, kinds, sizeof(kinds));
+    if (c->ejected || server_state(c->srv) != SERVER_UP)
+        return;
+    unsigned ejected;
+    unsigned cap = health_eject_cap(h, p, &ejected);
+    if (ejected + 1 > cap) {
+        log_msg("server %s/%s: %u consecutive failures (%s), not ejected: %u of the "
+                "pool's %u servers are already, outlier_max_percent = %u", p->name,
+                c->srv->name, run, kinds, ejected, p->nservers, p->outlier_max_percent);
+        return;
+    }
+    ev_tstamp now = ev_now(h->loop);
+    /* ejections in a row: one that comes within twice the last ejection's
+     * length of its end follows it */
+    if (c->ejections > 0 && now - c->eject_until > 2 * c->eject_length)
+        c->ejections = 0;
+    c->ejections++;
+    unsigned factor = c->ejections < HEALTH_EJECT_MAX_FACTOR ? c->ejections
+                                                            : HEALTH_EJECT_MAX_FACTOR;
+    c->eject_length = p->outlier_ejection * factor;
+    c->eject_until = now + c->eject_length;
+    c->ejected = 1;
+    ev_timer_set(&c->eject, c->eject_length, 0);
+    ev_timer_start(h->loop, &c->eject);
+    char reason[320];
+    snprintf(reason, sizeof(reason), "%u consecutive failures (%s); ejected for %.0fs "
+             "(%u in a row)", run, kinds, c->eject_length, c->ejections);
+    health_publish(c, reason);
 }
 
 static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -311,17 +313,8 @@ static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
     if (h == NULL)
         return;
     for (size_t i = 0; i < h->nchecks; i++) {
-        struct health_check *c = &h->checks[i];
-        unsigned n = __atomic_load_n(&c->srv->passive_failures, __ATOMIC_RELAXED);
-        if (n < c->pool->fall)
-            continue;
-        __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
-        if (check_state_passive_down(&c->st, c->pool->fall) == CHECK_SAME)
-            continue;         /* down already: this run counts for nothing */
-        char reason[128];
-        snprintf(reason, sizeof(reason), "%u consecutive connects by traffic failed, "
-                 "%u/%u", n, c->pool->fall, c->pool->fall);
-        health_publish(c, reason);
+        health_passive_down(&h->checks[i]);
+        health_outlier_check(h, &h->checks[i]);
     }
 }
 
@@ -354,6 +347,29 @@ static void health_inherit(struct health_check *c, struct health *previous)
         c->admin = o->admin;
         c->at_up = o->at_up;
         c->left_up = o->left_up;
+        c->agent.admin = o->agent.admin;
+        c->agent.down = o->agent.down;
+        c->agent.pct = o->agent.pct;
+        c->ejections = o->ejections;
+        c->eject_length = o->eject_length;
+        c->eject_until = o->eject_until;
+        ev_tstamp now = ev_now(c->owner->loop);
+        if (o->ejected && o->eject_until > now) {
+            c->ejected = 1;
+            ev_timer_set(&c->eject, o->eject_until - now, 0);
+            ev_timer_start(c->owner->loop, &c->eject);
+        }
+        if (o->ramp_since != 0 && c->pool->slowstart > 0) {
+            c->ramp_since = o->ramp_since;
+            double step = c->pool->slowstart / HEALTH_RAMP_STEPS;
+            ev_timer_set(&c->ramp, step, step);
+            ev_timer_start(c->owner->loop, &c->ramp);
+        }
+        if (c->pool->agent_port == 0 && c->srv->agent_port == 0) {
+            c->agent.admin = ADMIN_NONE;    /* no agent any more */
+            c->agent.down = 0;
+            c->agent.pct = 100;
+        }
         /* it starts where it was; what the new settings change from there
          * is a state change like any other, with its event */
         pool_set_server_state(c->srv, server_state(o->srv));
@@ -382,6 +398,7 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
     h->loop = loop;
     h->config = config_ref(cfg);
     h->nchecks = n;
+    h->starting = previous == NULL;
     if (!health_passive_started) {
         /* workers send to ev_default_loop(0): the checker must run there */
         ev_async_init(&health_passive, health_passive_cb);
@@ -398,31 +415,27 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
             c->srv = &pool->servers[i];
             c->pool = pool;
             c->fd = -1;
+            c->agent.fd = -1;
+            c->agent.pct = 100;
             check_state_init(&c->st);
-            ev_init(&c->io, health_io_cb);
-            ev_init(&c->timer, health_timer_cb);
-            /* A server that wants the PROXY header gets one with its checks
-             * too (UNKNOWN / LOCAL: the check is the proxy's own). */
-            size_t hdr = proxy_proto_build((enum proxy_version)c->srv->send_proxy, NULL, NULL,
-                                     (uint8_t *)c->request);
-            int len = snprintf(c->request + hdr, sizeof(c->request) - hdr,
-                               "GET %s HTTP/1.1\r\nHost: %s\r\n"
-                               "User-Agent: tcplb-health/%s\r\n"
-                               "Connection: close\r\n\r\n",
-                               pool->health_path, c->srv->addr_text, TCPLB_VERSION);
-            c->request_len = len > 0 && (size_t)len < sizeof(c->request) - hdr
-                           ? hdr + (size_t)len : 0;
-            c->proxy_len = hdr;
+            ev_init(&c->io, health_probe_io_cb);
+            ev_init(&c->timer, health_probe_timer_cb);
+            ev_init(&c->ramp, health_ramp_cb);
+            ev_init(&c->eject, health_eject_end_cb);
+            health_probe_prepare(c);
             if (previous != NULL)
                 health_inherit(c, previous);
+            /* First rounds spread over the interval: no thundering herd. */
+            double spread = (double)i / (pool->nservers ? pool->nservers : 1);
+            health_agent_start(c, pool->agent_interval * spread);
             if (pool->health == HEALTH_NONE)
                 continue;
-            /* First round spread over the interval: no thundering herd. */
-            double delay = pool->health_interval * i / (pool->nservers ? pool->nservers : 1);
+            double delay = pool->health_interval * spread;
             ev_timer_set(&c->timer, delay > 0 ? delay : 0.001, 0);
             ev_timer_start(loop, &c->timer);
         }
     }
+    h->starting = 0;
     health_current = h;
     return h;
 }
@@ -435,10 +448,10 @@ void health_stop(struct health *h)
         health_current = NULL;
     for (size_t i = 0; i < h->nchecks; i++) {
         struct health_check *c = &h->checks[i];
-        ev_io_stop(h->loop, &c->io);
-        ev_timer_stop(h->loop, &c->timer);
-        if (c->fd != -1)
-            close(c->fd);
+        health_probe_stop(c);
+        health_agent_stop(c);
+        ev_timer_stop(h->loop, &c->ramp);
+        ev_timer_stop(h->loop, &c->eject);
     }
     config_unref(h->config);
     free(h->checks);

@@ -63,9 +63,9 @@ static void metrics_server_state(struct buf *out, const struct stats_server_view
                                  char (*labels)[160], size_t n)
 {
     metrics_family(out, "tcplb_server_state", "gauge",
-                   "1 for the server's current state (up, down, drain, maint).");
+                   "1 for the server's current state (up, down, drain, maint, ejected).");
     for (size_t k = 0; k < n; k++)
-        for (int st = SERVER_UP; st <= SERVER_MAINT; st++)
+        for (int st = SERVER_UP; st <= SERVER_STATE_LAST; st++)
             buf_printf(out, "tcplb_server_state{%s,state=\"%s\"} %d\n", labels[k],
                        server_state_str(st), (int)server_state(views[k].srv) == st);
 }

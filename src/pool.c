@@ -17,6 +17,7 @@ const char *server_state_str(enum server_state s)
     case SERVER_DOWN: return "down";
     case SERVER_DRAIN: return "drain";
     case SERVER_MAINT: return "maint";
+    case SERVER_EJECTED: return "ejected";
     }
     return "?";
 }

@@ -14,6 +14,7 @@ static const struct sched_ops *const sched_all[] = {
     &sched_leastconn,
     &sched_random2,
     &sched_source,
+    &sched_leasttime,
 };
 
 const struct sched_ops *sched_find(const char *name)

@@ -215,6 +215,8 @@ void session_fail(struct session *s, enum session_answer a, enum session_term te
         session_close(s, term);
         return;
     }
+    if (a != SESSION_503 && s->server != NULL)
+        health_outlier_failure(s->server, OUTLIER_ANSWERED);
     if (a == SESSION_502)
         counter_add(&lc->http_502, 1);
     else if (a == SESSION_504)
@@ -239,6 +241,7 @@ static void session_count_failure(struct session *s, struct server *srv)
     struct server_counters *c = &srv->counters[s->worker->id];
     counter_add(&c->failed, 1);
     recent_count(&c->recent, ev_now(s->worker->loop), RECENT_FAILED);
+    health_outlier_failure(srv, OUTLIER_CONNECT);
     if (s->ntried > s->pool->retries) {
         counter_add(&c->lost, 1);
         s->retried_from = NULL;
@@ -309,6 +312,9 @@ void session_connected(struct session *s)
     double connect_s = ev_time() - s->connect_started;
     s->connect_ms = connect_s * 1000.0;
     counters_hist_add(&sc->connect, counters_connect_bounds, connect_s);
+    if (s->pool->sched->observe != NULL)
+        s->pool->sched->observe(s->pool->sched_state, s->server, SCHED_OBSERVE_CONNECT,
+                                connect_s, now);
     s->last_activity = now;
     s->state = SESSION_RELAYING;
     session_timer_arm(s, session_relay_deadline(s));

@@ -11,9 +11,11 @@
 #include <time.h>
 
 #include "config.h"
+#include "health.h"
 #include "http_obs.h"
 #include "log.h"
 #include "net.h"
+#include "scheduler.h"
 #include "session_int.h"
 
 static struct server_counters *session_slot(struct session *s)
@@ -38,6 +40,9 @@ static void session_count_rt(struct session *s, double rt)
     s->rt_n++;
     counters_hist_add(&c->response, counters_response_bounds, rt);
     recent_rt(&c->recent, ev_now(s->worker->loop), rt);
+    if (s->pool->sched->observe != NULL)
+        s->pool->sched->observe(s->pool->sched_state, s->server, SCHED_OBSERVE_RESPONSE,
+                                rt, ev_now(s->worker->loop));
 }
 
 /* ---- mode tcp ------------------------------------------------------------------ */
@@ -50,6 +55,15 @@ void session_exchange_start(struct session *s)
 void session_exchange_answered(struct session *s)
 {
     session_count_rt(s, ev_now(s->worker->loop) - s->awaiting_since);
+    health_outlier_success(s->server);
+}
+
+void session_server_reset(struct session *s)
+{
+    /* a request was sent and not answered yet, or (mode http) an answer
+     * was under way: the observer is held only while one is in flight */
+    if (s->server != NULL && (s->awaiting_since > 0 || s->obs != NULL))
+        health_outlier_failure(s->server, OUTLIER_RESET);
 }
 
 /* ---- mode http ------------------------------------------------------------------ */
@@ -124,6 +138,10 @@ static void session_obs_response(void *ctx, const struct http_obs_exchange *x)
     }
     if (x->interim)
         return;
+    if (x->status / 100 == 5)
+        health_outlier_failure(s->server, OUTLIER_5XX);
+    else
+        health_outlier_success(s->server);
     double now = ev_now(s->worker->loop);
     s->last_status = (uint16_t)x->status;
     recent_count(&c->recent, now, RECENT_RESPONSES);

@@ -197,6 +197,8 @@ int session_flush(struct session *s, struct session_side *to, struct session_pip
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
+            if (to == &s->srv)
+                session_server_reset(s);
             session_close(s, to == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
             return -1;
         }
@@ -295,10 +297,13 @@ int session_pump(struct session *s, struct session_side *from, struct session_pi
             session_send_fin(s, to);
         return 0;
     }
-    if (server_silent)
+    if (server_silent) {
         session_fail(s, SESSION_502, TERM_SERVER_RESET);
-    else
-        session_close(s, from == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
+        return -1;
+    }
+    if (from == &s->srv)
+        session_server_reset(s);
+    session_close(s, from == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
     return -1;
 }
 
