@@ -47,4 +47,39 @@ enum check_change check_state_result(struct check_state *st, int ok,
  * that is down already stays so (CHECK_SAME). */
 enum check_change check_state_passive_down(struct check_state *st, unsigned fall);
 
+/* ---- slow start ---------------------------------------------------------- */
+
+#define CHECK_RAMP_STEPS 20
+
+/* The share of its weight a server ramping since <since> has at <now>, in
+ * per mille: from 1000 / CHECK_RAMP_STEPS at the start, linearly to 1000
+ * at <since> + <length>, and 1000 when not ramping (since 0 or length 0). */
+unsigned check_ramp_pml(double since, double now, double length);
+
+/* ---- outlier ejection ------------------------------------------------------ */
+
+#define CHECK_EJECT_MAX_FACTOR 10
+
+/* One server's ejections. */
+struct check_outlier {
+    int ejected;
+    unsigned in_row;          /* ejections in a row */
+    double until;             /* when the current (or last) one ends */
+    double length;            /* of the current (or last) one, seconds */
+};
+
+/* How many of <nservers> may be ejected at once under <max_percent>
+ * (rounded down). */
+unsigned check_outlier_cap(unsigned max_percent, unsigned nservers);
+
+/* Ejects at <now> for <base> x the ejections in a row (at most
+ * CHECK_EJECT_MAX_FACTOR x); an ejection within twice the last one's length
+ * after its end counts as in a row, a later one starts the count again.
+ * Returns 0 and changes nothing when the server is ejected already or
+ * <room> (cap minus those ejected now) is 0. */
+int check_outlier_eject(struct check_outlier *o, double now, double base, unsigned room);
+
+/* The ejection is over (its time came). */
+void check_outlier_end(struct check_outlier *o);
+
 #endif

@@ -60,10 +60,7 @@ struct health_check {
 
     /* outlier ejection */
     ev_timer eject;           /* ends the ejection */
-    int ejected;
-    unsigned ejections;       /* in a row */
-    ev_tstamp eject_until;
-    double eject_length;      /* of the last one, seconds */
+    struct check_outlier outlier;
 
     struct health_agent agent;
     int has_agent;

@@ -75,6 +75,42 @@ enum check_change check_state_result(struct check_state *st, int ok,
     return CHECK_SAME;
 }
 
+unsigned check_ramp_pml(double since, double now, double length)
+{
+    if (since == 0 || length <= 0)
+        return 1000;
+    double f = (now - since) / length;
+    if (f >= 1)
+        return 1000;
+    unsigned first = 1000 / CHECK_RAMP_STEPS;
+    unsigned pml = first + (unsigned)((1000 - first) * (f > 0 ? f : 0));
+    return pml < 1000 ? pml : 1000;
+}
+
+unsigned check_outlier_cap(unsigned max_percent, unsigned nservers)
+{
+    return (unsigned)((unsigned long)max_percent * nservers / 100);
+}
+
+int check_outlier_eject(struct check_outlier *o, double now, double base, unsigned room)
+{
+    if (o->ejected || room == 0)
+        return 0;
+    if (o->in_row > 0 && now - o->until > 2 * o->length)
+        o->in_row = 0;
+    o->in_row++;
+    unsigned factor = o->in_row < CHECK_EJECT_MAX_FACTOR ? o->in_row : CHECK_EJECT_MAX_FACTOR;
+    o->length = base * factor;
+    o->until = now + o->length;
+    o->ejected = 1;
+    return 1;
+}
+
+void check_outlier_end(struct check_outlier *o)
+{
+    o->ejected = 0;
+}
+
 enum check_change check_state_passive_down(struct check_state *st, unsigned fall)
 {
     if (!st->up)

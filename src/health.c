@@ -18,11 +18,6 @@
 #include "scheduler.h"
 #include "util.h"
 
-/* Slow start moves the weight this many steps from 1/20 to all of it. */
-#define HEALTH_RAMP_STEPS 20
-#define HEALTH_RAMP_FIRST_PML (1000 / HEALTH_RAMP_STEPS)
-/* An ejection lasts outlier_ejection x the ejections in a row, up to this. */
-#define HEALTH_EJECT_MAX_FACTOR 10
 
 /* Workers wake the checker through this watcher, which lives as long as
  * the process: a reload replaces the checker, never the watcher, so a worker
@@ -39,7 +34,7 @@ static enum server_state health_effective(const struct health_check *c)
         return SERVER_MAINT;
     if (!c->st.up || c->agent.down)
         return SERVER_DOWN;
-    if (c->ejected)
+    if (c->outlier.ejected)
         return SERVER_EJECTED;
     if (c->admin == ADMIN_DRAIN || c->agent.admin == ADMIN_DRAIN)
         return SERVER_DRAIN;
@@ -61,22 +56,10 @@ static void health_cost(struct health_check *c, char *out, size_t len)
 
 /* ---- slow start ------------------------------------------------------------ */
 
-static unsigned health_ramp_pml(const struct health_check *c, ev_tstamp now)
-{
-    if (c->ramp_since == 0 || c->pool->slowstart <= 0)
-        return 1000;
-    double f = (now - c->ramp_since) / c->pool->slowstart;
-    if (f >= 1)
-        return 1000;
-    unsigned pml = HEALTH_RAMP_FIRST_PML +
-                   (unsigned)((1000 - HEALTH_RAMP_FIRST_PML) * (f > 0 ? f : 0));
-    return pml < 1000 ? pml : 1000;
-}
-
 static void health_factors(struct health_check *c)
 {
     ev_tstamp now = ev_now(c->owner->loop);
-    unsigned pml = health_ramp_pml(c, now);
+    unsigned pml = check_ramp_pml(c->ramp_since, now, c->pool->slowstart);
     if (pml >= 1000 && c->ramp_since != 0) {
         c->ramp_since = 0;
         ev_timer_stop(c->owner->loop, &c->ramp);
@@ -100,7 +83,7 @@ static void health_ramp_start(struct health_check *c)
     if (p->slowstart <= 0 || (p->sched->flags & SCHED_HASHES_CLIENT) || c->owner->starting)
         return;
     c->ramp_since = ev_now(c->owner->loop);
-    double step = p->slowstart / HEALTH_RAMP_STEPS;
+    double step = p->slowstart / CHECK_RAMP_STEPS;
     ev_timer_set(&c->ramp, step, step);
     ev_timer_start(c->owner->loop, &c->ramp);
 }
@@ -249,21 +232,20 @@ static void health_eject_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct health_check *c = container_of(w, struct health_check, eject);
-    c->ejected = 0;
+    check_outlier_end(&c->outlier);
     char reason[96];
-    snprintf(reason, sizeof(reason), "ejection over after %.0fs", c->eject_length);
+    snprintf(reason, sizeof(reason), "ejection over after %.0fs", c->outlier.length);
     health_publish(c, reason);
 }
 
-/* How many of the pool's servers may be ejected at once. */
-static unsigned health_eject_cap(const struct health *h, const struct pool *pool,
-                                 unsigned *now_ejected)
+/* The pool's servers ejected now. */
+static unsigned health_ejected(const struct health *h, const struct pool *pool)
 {
-    *now_ejected = 0;
+    unsigned n = 0;
     for (size_t i = 0; i < h->nchecks; i++)
-        if (h->checks[i].pool == pool && h->checks[i].ejected)
-            (*now_ejected)++;
-    return pool->outlier_max_percent * pool->nservers / 100;
+        if (h->checks[i].pool == pool && h->checks[i].outlier.ejected)
+            n++;
+    return n;
 }
 
 static void health_outlier_check(struct health *h, struct health_check *c)
@@ -275,32 +257,22 @@ static void health_outlier_check(struct health *h, struct health_check *c)
     __atomic_store_n(&c->srv->outlier_run, 0, __ATOMIC_RELAXED);
     char kinds[160];
     health_outlier_kinds(c->srv, kinds, sizeof(kinds));
-    if (c->ejected || server_state(c->srv) != SERVER_UP)
+    if (c->outlier.ejected || server_state(c->srv) != SERVER_UP)
         return;
-    unsigned ejected;
-    unsigned cap = health_eject_cap(h, p, &ejected);
-    if (ejected + 1 > cap) {
+    unsigned ejected = health_ejected(h, p);
+    unsigned cap = check_outlier_cap(p->outlier_max_percent, p->nservers);
+    if (!check_outlier_eject(&c->outlier, ev_now(h->loop), p->outlier_ejection,
+                             cap > ejected ? cap - ejected : 0)) {
         log_msg("server %s/%s: %u consecutive failures (%s), not ejected: %u of the "
                 "pool's %u servers are already, outlier_max_percent = %u", p->name,
                 c->srv->name, run, kinds, ejected, p->nservers, p->outlier_max_percent);
         return;
     }
-    ev_tstamp now = ev_now(h->loop);
-    /* ejections in a row: one that comes within twice the last ejection's
-     * length of its end follows it */
-    if (c->ejections > 0 && now - c->eject_until > 2 * c->eject_length)
-        c->ejections = 0;
-    c->ejections++;
-    unsigned factor = c->ejections < HEALTH_EJECT_MAX_FACTOR ? c->ejections
-                                                            : HEALTH_EJECT_MAX_FACTOR;
-    c->eject_length = p->outlier_ejection * factor;
-    c->eject_until = now + c->eject_length;
-    c->ejected = 1;
-    ev_timer_set(&c->eject, c->eject_length, 0);
+    ev_timer_set(&c->eject, c->outlier.length, 0);
     ev_timer_start(h->loop, &c->eject);
     char reason[320];
     snprintf(reason, sizeof(reason), "%u consecutive failures (%s); ejected for %.0fs "
-             "(%u in a row)", run, kinds, c->eject_length, c->ejections);
+             "(%u in a row)", run, kinds, c->outlier.length, c->outlier.in_row);
     health_publish(c, reason);
 }
 
@@ -350,18 +322,17 @@ static void health_inherit(struct health_check *c, struct health *previous)
         c->agent.admin = o->agent.admin;
         c->agent.down = o->agent.down;
         c->agent.pct = o->agent.pct;
-        c->ejections = o->ejections;
-        c->eject_length = o->eject_length;
-        c->eject_until = o->eject_until;
+        c->outlier = o->outlier;
         ev_tstamp now = ev_now(c->owner->loop);
-        if (o->ejected && o->eject_until > now) {
-            c->ejected = 1;
-            ev_timer_set(&c->eject, o->eject_until - now, 0);
+        if (c->outlier.ejected && c->outlier.until > now) {
+            ev_timer_set(&c->eject, c->outlier.until - now, 0);
             ev_timer_start(c->owner->loop, &c->eject);
+        } else {
+            c->outlier.ejected = 0;
         }
         if (o->ramp_since != 0 && c->pool->slowstart > 0) {
             c->ramp_since = o->ramp_since;
-            double step = c->pool->slowstart / HEALTH_RAMP_STEPS;
+            double step = c->pool->slowstart / CHECK_RAMP_STEPS;
             ev_timer_set(&c->ramp, step, step);
             ev_timer_start(c->owner->loop, &c->ramp);
         }

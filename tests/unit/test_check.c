@@ -509,6 +509,66 @@ static void test_passive_down_is_a_state_change_of_the_machine(void **state)
     assert_int_equal(st.up, 1);
 }
 
+/* ---- slow start and outlier ejection ------------------------------------ */
+
+static void test_ramp_is_linear_from_a_twentieth(void **state)
+{
+    (void)state;
+    assert_int_equal(check_ramp_pml(0, 100, 30), 1000);       /* not ramping */
+    assert_int_equal(check_ramp_pml(100, 100, 0), 1000);      /* no slowstart */
+    assert_int_equal(check_ramp_pml(100, 100, 30), 50);       /* 1/20 at once */
+    assert_int_equal(check_ramp_pml(100, 115, 30), 525);      /* half way */
+    assert_int_equal(check_ramp_pml(100, 127, 30), 905);
+    assert_int_equal(check_ramp_pml(100, 130, 30), 1000);
+    assert_int_equal(check_ramp_pml(100, 500, 30), 1000);
+    assert_int_equal(check_ramp_pml(100, 90, 30), 50);        /* clock behind */
+    unsigned last = 0;
+    for (double t = 100; t <= 131; t += 0.5) {
+        unsigned pml = check_ramp_pml(100, t, 30);
+        assert_true(pml >= last && pml >= 50 && pml <= 1000);
+        last = pml;
+    }
+}
+
+static void test_ejections_grow_in_a_row_and_are_capped(void **state)
+{
+    (void)state;
+    struct check_outlier o = { 0 };
+    assert_int_equal(check_outlier_eject(&o, 100, 30, 1), 1);
+    assert_true(o.ejected && o.length == 30 && o.until == 130 && o.in_row == 1);
+    assert_int_equal(check_outlier_eject(&o, 101, 30, 1), 0);   /* ejected already */
+    check_outlier_end(&o);
+    /* again soon after: twice as long */
+    assert_int_equal(check_outlier_eject(&o, 140, 30, 1), 1);
+    assert_true(o.length == 60 && o.in_row == 2);
+    for (unsigned k = 3; k <= 14; k++) {
+        check_outlier_end(&o);
+        assert_int_equal(check_outlier_eject(&o, o.until + 1, 30, 1), 1);
+        assert_int_equal(o.length, 30 * (k < 10 ? k : 10));    /* at most 10x */
+    }
+    /* a long good spell (more than twice the last length) starts again */
+    check_outlier_end(&o);
+    assert_int_equal(check_outlier_eject(&o, o.until + 2 * o.length + 1, 30, 1), 1);
+    assert_true(o.length == 30 && o.in_row == 1);
+    /* no room under the cap: nothing changes */
+    struct check_outlier p = { 0 };
+    assert_int_equal(check_outlier_eject(&p, 100, 30, 0), 0);
+    assert_false(p.ejected);
+    assert_int_equal(p.in_row, 0);
+}
+
+static void test_outlier_cap_rounds_down(void **state)
+{
+    (void)state;
+    assert_int_equal(check_outlier_cap(50, 1), 0);    /* never the only server */
+    assert_int_equal(check_outlier_cap(50, 2), 1);
+    assert_int_equal(check_outlier_cap(50, 3), 1);
+    assert_int_equal(check_outlier_cap(50, 10), 5);
+    assert_int_equal(check_outlier_cap(100, 3), 3);
+    assert_int_equal(check_outlier_cap(0, 10), 0);
+    assert_int_equal(check_outlier_cap(34, 3), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +585,9 @@ int main(void)
         cmocka_unit_test(test_http_early_divergence),
         cmocka_unit_test(test_http_line_limit),
         cmocka_unit_test(test_passive_down_is_a_state_change_of_the_machine),
+        cmocka_unit_test(test_ramp_is_linear_from_a_twentieth),
+        cmocka_unit_test(test_ejections_grow_in_a_row_and_are_capped),
+        cmocka_unit_test(test_outlier_cap_rounds_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

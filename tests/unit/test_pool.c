@@ -406,6 +406,42 @@ static void test_release_of_a_zeroed_pool_is_harmless(void **state)
     pool_release(&p);
 }
 
+/* The weight in force: the operator's weight x the agent's percentage x
+ * the slow start's ramp, in 1/16ths, never 0 while both are above 0; round
+ * robin follows it. */
+static void test_weight_in_force_combines_agent_and_ramp(void **state)
+{
+    (void)state;
+    struct config *c = pool_config("server = a 127.0.0.1:19001 weight=2\n"
+                                   "server = b 127.0.0.1:19002 weight=2\n");
+    struct pool *p = &c->pools[0];
+    struct server *a = &p->servers[0];
+    assert_int_equal(server_eweight(a), 2 * SERVER_WEIGHT_SCALE);
+    pool_set_server_factors(a, 50, 1000);
+    assert_int_equal(server_eweight(a), SERVER_WEIGHT_SCALE);
+    assert_int_equal(server_weight(a), 2);                 /* the operator's stays */
+    pool_set_server_factors(a, 50, 500);
+    assert_int_equal(server_eweight(a), SERVER_WEIGHT_SCALE / 2);
+    pool_set_server_factors(a, 100, 1);                    /* tiny, yet above 0 */
+    assert_int_equal(server_eweight(a), 1);
+    assert_true(server_available(a));
+    pool_set_server_factors(a, 0, 1000);                   /* the agent's 0 % */
+    assert_int_equal(server_eweight(a), 0);
+    assert_false(server_available(a));
+    /* a at 1/4 of b: round robin gives it one in five */
+    pool_set_server_factors(a, 25, 1000);
+    unsigned got = 0;
+    for (int i = 0; i < 100; i++) {
+        struct sched_request req = { .now = 1 };
+        got += sched_pick(p, &req) == a;
+    }
+    assert_int_equal(got, 20);
+    /* set weight keeps the factors */
+    assert_int_equal(pool_set_server_weight(a, 4), 0);
+    assert_int_equal(server_eweight(a), SERVER_WEIGHT_SCALE);
+    config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_server_state_str),
         cmocka_unit_test(test_find_server_and_back_pointers),
         cmocka_unit_test(test_release_of_a_zeroed_pool_is_harmless),
+        cmocka_unit_test(test_weight_in_force_combines_agent_and_ramp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
