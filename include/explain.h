@@ -29,6 +29,8 @@ const char *explain_kind_str(enum explain_kind k);
 /* The thresholds, from docs/observability.md ("explain"). */
 #define EXPLAIN_FAIL_RATIO 0.05       /* failing_server */
 #define EXPLAIN_SLOW_RATIO 3.0        /* slow_server: p50 against the median */
+#define EXPLAIN_SLOW_GAP 0.001        /* ... and at least this much slower (s):
+                                         below a millisecond is scheduling noise */
 #define EXPLAIN_HOT_SHARE 0.20        /* hot_client: share of the connections */
 #define EXPLAIN_UNEVEN_RATIO 1.3      /* uneven, hot_client: share / mean */
 #define EXPLAIN_MIN_EVENTS 10         /* fewer recent events say nothing */

@@ -41,6 +41,7 @@ struct explain_server {
     enum server_state state;
     unsigned weight;
     int up;                         /* up with a weight: takes new connections */
+    int failing;                    /* a failing_server finding names it */
     struct recent_sum r;
     double p50;                     /* seconds, NaN without enough samples */
     int explained;                  /* a finding above names it */
@@ -156,6 +157,7 @@ static void explain_failing(struct explain_server *ss, uint32_t n, struct explai
             continue;
         }
         ss[i].explained = 1;
+        ss[i].failing = 1;
     }
 }
 
@@ -207,7 +209,8 @@ static void explain_slow(struct explain_server *ss, uint32_t n, struct explain *
         return;
     for (uint32_t i = 0; i < n; i++) {
         struct explain_server *s = &ss[i];
-        if (!s->up || isnan(s->p50) || s->p50 < EXPLAIN_SLOW_RATIO * median)
+        if (!s->up || isnan(s->p50) || s->p50 < EXPLAIN_SLOW_RATIO * median ||
+            s->p50 - median < EXPLAIN_SLOW_GAP)
             continue;
         if (!explain_not_starved(ss, n, i)) {
             s->slow_starved = 1;      /* the scheduler avoids it: see uneven */
@@ -310,11 +313,12 @@ static void explain_uneven(struct explain_server *ss, uint32_t n, struct explain
         if (!ss[i].up || ss[i].explained)
             continue;
         for (size_t w = 0; w < ARRAY_LEN(what); w++) {
-            /* among the up servers of its weight */
+            /* among the up servers of its weight; a failing one takes
+             * little because the others get its retries, which is named */
             uint64_t total = 0;
             uint32_t peers = 0;
             for (uint32_t j = 0; j < n; j++)
-                if (ss[j].up && ss[j].weight == ss[i].weight) {
+                if (ss[j].up && !ss[j].failing && ss[j].weight == ss[i].weight) {
                     total += explain_count(&ss[j], what[w]);
                     peers++;
                 }

@@ -27,6 +27,7 @@ struct http_obs_pending {
     uint64_t in, out;
     uint8_t method;
     uint8_t in_query;       /* the URL went past '?' or '#' */
+    uint8_t announced;      /* its method parsed: told to the sink */
     uint16_t path_len;
 };
 
@@ -40,6 +41,7 @@ struct http_obs {
     int keep_paths;
     int req_open, resp_open;                    /* a message begun, not ended */
     int req_upgraded;                           /* CONNECT or Upgrade sent */
+    int req_held;                               /* bytes after it, before its answer */
     int resp_done;                              /* an answer ended in this execute */
     unsigned head, n;                           /* the FIFO */
     struct http_obs_pending q[HTTP_OBS_PIPELINE];
@@ -103,15 +105,27 @@ static int http_obs_req_begin(http_parser *p)
     o->paths[i][0] = '\0';
     o->n++;
     o->req_open = 1;
+    return 0;
+}
+
+/* The URL comes after a method http-parser knows: from here the bytes are
+ * a request, and it is counted. (A message begins on any letter that may
+ * start a method, so "SSH-2.0" would otherwise count one.) Its time is
+ * still that of its first byte. */
+static void http_obs_announce(struct http_obs *o, struct http_obs_pending *r)
+{
+    if (r == NULL || r->announced)
+        return;
+    r->announced = 1;
     if (o->sink->request)
         o->sink->request(o->ctx);
-    return 0;
 }
 
 static int http_obs_req_url(http_parser *p, const char *at, size_t len)
 {
     struct http_obs *o = http_obs_of(p);
     struct http_obs_pending *r = http_obs_last(o);
+    http_obs_announce(o, r);
     if (!o->keep_paths || r == NULL || r->in_query)
         return 0;
     char *path = o->paths[http_obs_last_index(o)];
@@ -176,6 +190,7 @@ static int http_obs_resp_begin(http_parser *p)
     struct http_obs_pending *r = http_obs_front(o);
     if (r == NULL)
         return http_obs_halt(o, HTTP_OBS_UNPARSED);   /* an answer to nothing */
+    http_obs_announce(o, r);    /* answered before its method was whole */
     o->resp_open = 1;
     if (isnan(r->rt)) {
         r->rt = o->now - r->sent;
@@ -269,6 +284,24 @@ static void http_obs_answer_done(struct http_obs *o)
     o->n--;
 }
 
+/* The final answer to a request that asked to leave HTTP has ended. If
+ * it agreed (101, a CONNECT's 2xx) the rest is a tunnel. If it refused
+ * (what a server without h2c does: 200 to "Upgrade: h2c"), the connection
+ * stays HTTP and is watched on, unless the client already sent bytes we did
+ * not parse while the answer was awaited. */
+static enum http_obs_stop http_obs_upgrade_answered(struct http_obs *o)
+{
+    int agreed = o->resp.upgrade || o->resp.status_code == 101;
+    if (agreed)
+        return http_obs_stop(o, HTTP_OBS_UPGRADED);
+    o->req_upgraded = 0;
+    if (o->req_held)
+        return http_obs_stop(o, HTTP_OBS_UNPARSED);
+    http_parser_init(&o->req, HTTP_REQUEST);    /* past the upgrade request */
+    o->req.data = o;
+    return HTTP_OBS_RUNNING;
+}
+
 /* Runs one parser over data (len 0: its EOF), attributing consumed bytes to
  * the message they belong to. */
 static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir,
@@ -276,8 +309,11 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
 {
     if (o->stopped != HTTP_OBS_RUNNING)
         return o->stopped;
-    if (dir == HTTP_OBS_REQUEST && o->req_upgraded)
-        return HTTP_OBS_RUNNING;     /* the tunnel's bytes: not HTTP any more */
+    if (dir == HTTP_OBS_REQUEST && o->req_upgraded) {
+        /* a tunnel's bytes, if the answer agrees; not parsed either way */
+        o->req_held |= len > 0;
+        return HTTP_OBS_RUNNING;
+    }
     o->now = now;
     http_parser *p = dir == HTTP_OBS_REQUEST ? &o->req : &o->resp;
     const http_parser_settings *set = dir == HTTP_OBS_REQUEST ? &http_obs_req_settings
@@ -312,10 +348,11 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
         len -= n;
         if (o->resp_done) {
             http_obs_answer_done(o);
-            /* the answer to a request that left HTTP ends the observation,
-             * whatever follows it in this read */
-            if (o->req_upgraded && o->n == 0)
-                return http_obs_stop(o, HTTP_OBS_UPGRADED);
+            if (o->req_upgraded && o->n == 0) {
+                enum http_obs_stop st = http_obs_upgrade_answered(o);
+                if (st != HTTP_OBS_RUNNING)
+                    return st;
+            }
         }
         enum http_errno err = HTTP_PARSER_ERRNO(p);
         if (o->stop_why != HTTP_OBS_RUNNING)
@@ -341,10 +378,13 @@ static enum http_obs_stop http_obs_run(struct http_obs *o, enum http_obs_dir dir
             return HTTP_OBS_RUNNING;
     }
 upgraded:
-    /* A request asking to leave HTTP: watch for its answer, then stop. An
-     * answer that leaves HTTP (101, a CONNECT's 2xx): stop now. */
+    /* A request asking to leave HTTP: watch for its answer, which decides.
+     * An answer that leaves HTTP (101, a CONNECT's 2xx): stop now. */
     if (dir == HTTP_OBS_REQUEST) {
         o->req_upgraded = 1;
+        o->req_held = len > 0;
+        if (o->n == 0)                  /* answered before it ended */
+            return http_obs_upgrade_answered(o);
         return HTTP_OBS_RUNNING;
     }
     return http_obs_stop(o, HTTP_OBS_UPGRADED);
@@ -355,12 +395,7 @@ enum http_obs_stop http_obs_feed(struct http_obs *o, enum http_obs_dir dir,
 {
     if (len == 0)
         return o->stopped;
-    enum http_obs_stop st = http_obs_run(o, dir, data, len, now);
-    /* an answer to a request that left HTTP ends the observation */
-    if (st == HTTP_OBS_RUNNING && o->req_upgraded && dir == HTTP_OBS_RESPONSE &&
-        o->n == 0 && !o->resp_open)
-        return http_obs_stop(o, HTTP_OBS_UPGRADED);
-    return st;
+    return http_obs_run(o, dir, data, len, now);
 }
 
 enum http_obs_stop http_obs_eof(struct http_obs *o, enum http_obs_dir dir, double now)

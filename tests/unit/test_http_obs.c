@@ -320,18 +320,30 @@ static const struct scenario sc_connect = {
     HTTP_OBS_UPGRADED, 0,
 };
 
-/* an Upgrade (h2c) the server refuses: its answer is reported, then the
- * observer stops (the request already left HTTP on the client's side) */
+/* an Upgrade (h2c) the server refuses: its answer is reported and the
+ * connection stays HTTP, so the next exchange is counted (what curl --http2
+ * against a server without h2c does) */
 #define UP_REQ "GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n" \
                "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
 #define UP_400 "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request"
 
 static const struct scenario sc_upgrade_refused = {
     "upgrade refused", 1,
-    { REQ(UP_REQ, 1.0), RESP(UP_400, 1.5) },
+    { REQ(UP_REQ, 1.0), RESP(UP_400, 1.5), REQ(NEXT_REQ, 2.0), RESP(NEXT_RESP, 2.25) },
+    "RFXRFX",
+    { { 400, 0, "GET", "/x", 1.0, 0.5, L(UP_REQ), L(UP_400) },
+      { 200, 0, "GET", "/next", 2.0, 0.25, L(NEXT_REQ), L(NEXT_RESP) } },
+    HTTP_OBS_RUNNING, 1,
+};
+
+/* ... but bytes the client sent before the refusal were not parsed (they
+ * might have been the new protocol's), so the observer stops there */
+static const struct scenario sc_upgrade_refused_held = {
+    "upgrade refused, bytes held", 1,
+    { REQ(UP_REQ NEXT_REQ, 1.0), RESP(UP_400, 1.5), RESP(NEXT_RESP, 2.25) },
     "RFXS",
     { { 400, 0, "GET", "/x", 1.0, 0.5, L(UP_REQ), L(UP_400) } },
-    HTTP_OBS_UPGRADED, 0,
+    HTTP_OBS_UNPARSED, 0,
 };
 
 /* TLS straight away: not HTTP before any request begins */
@@ -342,13 +354,14 @@ static const struct scenario sc_tls = {
     HTTP_OBS_UNPARSED, 0,
 };
 
-/* SSH: its 'S' may start a method (SEARCH, SOURCE, SUBSCRIBE), so the
- * parser reports a request begun before "SSH" fails to be one */
+/* SSH: its 'S' may start a method (SEARCH, SOURCE, SUBSCRIBE), so a
+ * message begins before "SSH" fails to be one; no request is counted until
+ * a method is whole */
 static const struct scenario sc_ssh = {
     "ssh banner", 1,
     { REQ("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", 1.0),
       RESP("SSH-2.0-OpenSSH_9.2p1\r\n", 1.5) },
-    "RS", { { 0 } },
+    "S", { { 0 } },
     HTTP_OBS_UNPARSED, 0,
 };
 
@@ -432,7 +445,7 @@ static const struct scenario sc_early_answer = {
 static const struct scenario *const all_scenarios[] = {
     &sc_keep_alive, &sc_pipelined, &sc_chunked, &sc_head, &sc_continue,
     &sc_early_hints, &sc_no_body, &sc_http10_eof, &sc_close,
-    &sc_websocket, &sc_connect, &sc_upgrade_refused, &sc_tls, &sc_ssh,
+    &sc_websocket, &sc_connect, &sc_upgrade_refused, &sc_upgrade_refused_held, &sc_tls, &sc_ssh,
     &sc_answer_to_nothing, &sc_garbage_answer, &sc_pipeline_full,
     &sc_pipeline_overflow, &sc_client_eof, &sc_server_eof, &sc_no_paths,
     &sc_early_answer,
@@ -685,10 +698,11 @@ static void test_connect_tunnel_stops_upgraded(void **state)
 
 /* An Upgrade the server turns down with 400: the 400 is reported, then
  * UPGRADED (the client side already left what the observer follows). */
-static void test_refused_upgrade_reports_answer_then_stops(void **state)
+static void test_refused_upgrade_stays_http_unless_bytes_were_held(void **state)
 {
     (void)state;
     run_whole(&sc_upgrade_refused);
+    run_whole(&sc_upgrade_refused_held);
 }
 
 /* TLS and SSH where HTTP was expected: UNPARSED, stopped once, and nothing
@@ -1012,7 +1026,7 @@ int main(void)
         cmocka_unit_test(test_connection_close_both_sides_ends_cleanly),
         cmocka_unit_test(test_switching_protocols_stops_upgraded),
         cmocka_unit_test(test_connect_tunnel_stops_upgraded),
-        cmocka_unit_test(test_refused_upgrade_reports_answer_then_stops),
+        cmocka_unit_test(test_refused_upgrade_stays_http_unless_bytes_were_held),
         cmocka_unit_test(test_garbage_request_is_unparsed),
         cmocka_unit_test(test_garbage_or_unasked_answer_is_unparsed),
         cmocka_unit_test(test_more_than_pipeline_in_flight_is_unparsed),
