@@ -36,13 +36,11 @@
 #define SERVER_FIELDS(C, F)                                                          \
     F(name, "name", "server", NULL, NULL, NULL, "Server name")                        \
     F(addr, "addr", "addr", NULL, NULL, NULL, "Address as configured")               \
-    F(state, "state", "state", NULL, NULL, NULL, "up, down, drain or maint")         \
+    F(state, "state", "state", NULL, NULL, NULL, "up, down, drain, maint or ejected") \
     F(up, NULL, NULL, "tcplb_server_up", NULL, "gauge",                               \
       "1 if the server takes new connections (state up), else 0.")                  \
     F(weight, "weight", "weight", "tcplb_server_weight", NULL, "gauge",               \
       "Current weight of the server.")                                              \
-    F(eweight, "eweight", NULL, "tcplb_server_eweight", NULL, "gauge",                \
-      "Weight in force: the weight lowered by an agent or a slow start.")          \
     F(active, "active", "active", "tcplb_server_active_connections", NULL, "gauge",   \
       "Connections open to the server now.")                                        \
     C(total, "total", "total", "tcplb_server_connections_total", NULL, "counter",     \
@@ -92,7 +90,9 @@
       "Failed connects in the last minute")                                        \
     F(lm_responses, "last_minute.responses", NULL, NULL, NULL, NULL,                  \
       "Final responses in the last minute")                                        \
-    F(lm_5xx, "last_minute.5xx", NULL, NULL, NULL, NULL, "Of them 5xx")
+    F(lm_5xx, "last_minute.5xx", NULL, NULL, NULL, NULL, "Of them 5xx")               \
+    F(eweight, "eweight", "eweight", "tcplb_server_eweight", NULL, "gauge",           \
+      "Weight in force: the weight lowered by an agent or a slow start.")
 
 #define LISTENER_FIELDS(C, F)                                                        \
     F(name, "name", NULL, NULL, NULL, NULL, "Listener name")                          \

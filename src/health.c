@@ -233,9 +233,7 @@ static void health_eject_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct health_check *c = container_of(w, struct health_check, eject);
     check_outlier_end(&c->outlier);
-    char reason[96];
-    snprintf(reason, sizeof(reason), "ejection over after %.0fs", c->outlier.length);
-    health_publish(c, reason);
+    health_publish(c, "ejection over");     /* the event adds how long */
 }
 
 /* The pool's servers ejected now. */

@@ -372,9 +372,21 @@ STATS_HANDLER(stats_which)
     enum sched_why why;
     struct server *s = sched_pick_why(pool, &req, &why);
     if (s == NULL)
-        buf_printf(out, "none\n");
+        buf_printf(out, "none");
     else
-        buf_printf(out, "%s %s\n", s->name, sched_why_str(why));
+        buf_printf(out, "%s %s", s->name, sched_why_str(why));
+    /* a client remembered on a server that cannot have it now: say which
+     * and why, so an ejected or full server explains the move */
+    uint32_t index;
+    if (pool->persist == PERSIST_SOURCE && pool->clients != NULL &&
+        client_table_peek(pool->clients, &key, req.now, pool->persist_timeout, &index) &&
+        index < pool->nservers && (s == NULL || index != s->index)) {
+        const struct server *was = &pool->servers[index];
+        buf_printf(out, " (remembered on %s, which is %s%s)", was->name,
+                   server_state_str(server_state(was)),
+                   server_has_room(was) ? "" : " and full");
+    }
+    buf_printf(out, "\n");
 }
 
 STATS_HANDLER(stats_show_json)

@@ -9,7 +9,10 @@ Scenario 2: one client IP at 10x the others. Asserts the ordering of
 imbalance the lab documents: persist = source is the worst, round robin and
 bounded-load source hashing both stay within 1.3 x the mean; that nginx saw
 the real client addresses through the PROXY protocol; and that `explain`
-names `hot_client 127.0.0.2` under persist = source.
+names `hot_client 127.0.0.2` under persist = source. Scenario 3 (short):
+web3's php-fpm stops and its nginx answers 502 at once; under leastconn,
+outlier ejection makes far fewer client errors than none, web3 is ejected
+with its 5xx named, and it serves again once php-fpm is back.
 
 nginx and php-fpm are test dependencies: when one is missing the test fails
 and says to run `make test-deps`."""
@@ -24,6 +27,7 @@ import harness
 
 sys.path.insert(0, os.path.join(harness.REPO, 'tools', 'lab'))
 import lab  # noqa: E402
+import acting  # noqa: E402
 
 BOUND = 1.3     # max/mean that round robin and source+bf125 must stay under
 
@@ -156,6 +160,42 @@ class HotClientLab(LabCase):
         text = '\n'.join(ps['explain'])
         self.assertIn('finding: hot_client %s %s ' % (lab.HOT_CLIENT, hot_server), text)
         self.assertIn('hot_client', ps['explain'][-1], text)
+
+
+class FastFailureLab(LabCase):
+    """Scenario 3, 12 s per configuration, on its own pools."""
+
+    def test_ejection_makes_fewer_client_errors_than_leastconn_alone(self):
+        self.pools.stop()      # run_fail starts its own pools in tmp/fail
+        res = acting.run_fail(self.tmp, None, self.sizes, log=lambda *a: None,
+                              skewload=self.skewload)
+        runs = {r['label']: r for r in res['runs']}
+        plain, eject = runs['leastconn'], runs['leastconn + ejection']
+        summary = ', '.join('%s: %d errors of %d %s, web3 share %.1f %%' % (
+            label, r['errors'], r['requests'], r['error_kinds'],
+            r['web3_share_while_failing_pct'])
+            for label, r in runs.items())
+        for r in runs.values():
+            self.assertEqual(r['tcplb_exit'], 0, summary)
+            # every client error is a 502 from web3's nginx, but for the
+            # answers php-fpm was cut off in when it stopped
+            kinds = {k: v for k, v in r['error_kinds'].items() if v}
+            self.assertLessEqual(set(kinds), {'status_502', 'bad_response'}, kinds)
+            self.assertLessEqual(kinds.get('bad_response', 0), self.sizes['act_concurrency'],
+                                 kinds)
+            self.assertEqual(r['web3_state_at_end'], 'up', summary)
+            self.assertGreater(r['web3_2xx_after_return'], 0, summary)
+        # leastconn alone prefers the server that fails fast
+        self.assertGreater(plain['web3_share_while_failing_pct'], 50, summary)
+        # ejection: errors are the few before each ejection
+        self.assertLess(eject['errors'] * 10, plain['errors'], summary)
+        self.assertLess(eject['error_pct'] * 10, plain['error_pct'], summary)
+        ejected = [e for e in eject['events'] if 'up->ejected' in e]
+        self.assertTrue(ejected, eject['events'])
+        # at least outlier_consecutive (5): the workers count together, so
+        # one more may land before the ejection does
+        self.assertRegex(ejected[0], r' ([5-9]) consecutive failures \(\1 http 5xx\)')
+        self.assertFalse([e for e in plain['events'] if 'ejected' in e], plain['events'])
 
 
 if __name__ == '__main__':

@@ -542,6 +542,18 @@ class StatsCommandsTest(harness.TcplbTestCase):
         other = one_answer(lb, 'which p %s' % harness.client_ip(41))
         self.assertRegex(other, r'^[abc] schedule$')
 
+    def test_which_says_why_a_remembered_client_moves(self):
+        lb = self.start_rr(persist='source')
+        ip = harness.client_ip(42)
+        got = served_by(self.port, source=ip)
+        self.assertEqual(one_answer(lb, 'which p %s' % ip), '%s persist' % got)
+        self.assertEqual(one_answer(lb, 'disable server p/%s' % got), 'p/%s maint' % got)
+        ans = one_answer(lb, 'which p %s' % ip)
+        self.assertRegex(ans, r'^[abc] schedule \(remembered on %s, which is maint\)$' % got)
+        self.assertNotEqual(ans.split()[0], got)
+        one_answer(lb, 'enable server p/%s' % got)
+        self.assertEqual(one_answer(lb, 'which p %s' % ip), '%s persist' % got)
+
     def test_which_answers_hash_with_scheduler_source(self):
         lb = self.start_rr(scheduler='source')
         for i in range(10, 16):

@@ -2,7 +2,8 @@
 """lab.py -- the skew lab: three real nginx + php-fpm pools behind tcplb,
 driven by skewload, replaying the two incidents of docs/lab.md.
 
-    python3 tools/lab/lab.py [--out DIR] [--doc FILE] [--scenario slow|hot|all]
+    python3 tools/lab/lab.py [--out DIR] [--doc FILE]
+                             [--scenario slow|hot|fail|restart|agent|all]
                              [--quick] [--keep] [--tcplb BIN] [--skewload BIN]
 
 Scenario "slow" (incident 1): one pool burns CPU on every request; round
@@ -40,6 +41,10 @@ import tempfile
 import time
 
 LAB_DIR = os.path.dirname(os.path.abspath(__file__))
+# acting.py (scenarios 3-5) imports this module as `lab`: the same one
+# when this file runs as a script
+sys.modules.setdefault('lab', sys.modules[__name__])
+
 REPO = os.path.dirname(os.path.dirname(LAB_DIR))
 APP_DIR = os.path.join(LAB_DIR, 'app')
 HOST = '127.0.0.1'
@@ -65,9 +70,21 @@ FULL = {
     'burn_ms': 25.0,
     'hot_requests': 9000, 'hot_duration': 60.0, 'hot_concurrency': 12,
     'hot_clients': 30, 'hot_factor': 10,
+    # scenarios 3-5 (acting.py)
+    'act_concurrency': 12, 'act_clients': 30,
+    'fail_duration': 30.0, 'fail_stop_at': 8.0, 'fail_back_at': 18.0,
+    'fail_ejection': '5s',
+    'restart_duration': 45.0, 'restart_stop_at': 5.0, 'restart_back_at': 10.0,
+    'restart_slowstart': '20s', 'restart_first': 100,
+    'warmup_ms': 10.0, 'warmup_s': 15.0,
+    'agent_duration': 20.0, 'agent_children': 1,
     'seed': 6,
 }
-QUICK = dict(FULL, slow_duration=4.0, hot_requests=2000, hot_duration=20.0)
+QUICK = dict(FULL, slow_duration=4.0, hot_requests=2000, hot_duration=20.0,
+             fail_duration=12.0, fail_stop_at=3.0, fail_back_at=8.0, fail_ejection='2s',
+             restart_duration=15.0, restart_stop_at=3.0, restart_back_at=5.0,
+             restart_slowstart='5s', restart_first=30, warmup_s=5.0, agent_duration=8.0)
+SCENARIOS = ('slow', 'hot', 'fail', 'restart', 'agent')
 
 
 class LabError(Exception):
@@ -281,20 +298,23 @@ def _fill(template, values):
 
 class Pool:
     """One backend "server": an nginx (one worker) in front of a php-fpm
-    (pm = static, `children` workers) on a unix socket, all in root/NAME.
+    (pm = static, `children` workers) on a port of its own, all in root/NAME.
     Every request to / burns burn_ms of CPU, then waits wait_ms (index.php);
     with proxy_protocol nginx expects tcplb's PROXY header and logs the
     client address it carries."""
 
     def __init__(self, root, name, burn_ms=0, children=3, proxy_protocol=True,
-                 wait_ms=0):
+                 wait_ms=0, warmup=(0, 0)):
         self.name = name
         self.dir = os.path.join(root, name)
         self.burn_ms = float(burn_ms)
         self.wait_ms = float(wait_ms)
         self.children = int(children)
+        self.warmup_ms, self.warmup_s = (float(x) for x in warmup)
         self.proxy_protocol = proxy_protocol
         self.port = free_port()
+        self.status_port = free_port()
+        self.fpm_port = free_port()
         self.nginx = None
         self.fpm = None
         self.access_log = os.path.join(self.dir, 'access.log')
@@ -322,32 +342,57 @@ class Pool:
         with open(os.path.join(self.dir, 'php-fpm.conf'), 'w') as f:
             f.write(_fill('php-fpm.conf.in', {
                 'DIR': self.dir, 'NAME': self.name, 'CHILDREN': self.children,
+                'FPM_PORT': self.fpm_port,
                 # as root php-fpm wants -R and a user for its workers
                 'USER': 'user = root\ngroup = root' if root else ''}))
         with open(os.path.join(self.dir, 'nginx.conf'), 'w') as f:
             f.write(_fill('nginx.conf.in', {
                 'DIR': self.dir, 'NAME': self.name, 'PORT': self.port,
+                'STATUS_PORT': self.status_port, 'FPM_PORT': self.fpm_port,
                 'APP': APP_DIR, 'BURN_MS': '%g' % self.burn_ms,
                 'WAIT_MS': '%g' % self.wait_ms,
+                'WARMUP_MS': '%g' % self.warmup_ms, 'WARMUP_S': '%g' % self.warmup_s,
                 'PROXY_PROTOCOL': 'proxy_protocol' if self.proxy_protocol else '',
                 'USER': 'user root;' if root else ''}))
 
-        argv = [fpm_bin, '-F', '-y', os.path.join(self.dir, 'php-fpm.conf'),
-                '-p', self.dir]
-        if root:
-            argv.append('-R')
-        self.fpm = Proc(self.name + '/php-fpm', argv,
-                        os.path.join(self.dir, 'php-fpm.out')).start()
+        self.start_fpm()
         self.nginx = Proc(self.name + '/nginx', [
             nginx_bin, '-p', self.dir + '/', '-c', os.path.join(self.dir, 'nginx.conf'),
             '-e', os.path.join(self.dir, 'error.log'), '-g', 'daemon off;'],
             os.path.join(self.dir, 'nginx.out')).start()
 
+    def start_fpm(self):
+        """Starts php-fpm alone (with the config launch() wrote): a pool whose
+        php-fpm was stopped comes back, its opcache cold."""
+        argv = [find_php_fpm(), '-F', '-y', os.path.join(self.dir, 'php-fpm.conf'),
+                '-p', self.dir]
+        if os.geteuid() == 0:
+            argv.append('-R')
+        self.fpm = Proc(self.name + '/php-fpm', argv,
+                        os.path.join(self.dir, 'php-fpm.out')).start()
+
+    def stop_fpm(self):
+        """Stops php-fpm only: nginx stays and answers 502 at once, the fast
+        failure that leastconn prefers."""
+        if self.fpm is not None:
+            self.fpm.stop()
+
+    def wait_fpm(self):
+        """Waits until php-fpm has its workers and the pool answers."""
+        if not wait_for(lambda: is_listening(self.fpm_port) and
+                        len(children_of(self.fpm.pid)) >= self.children, START_TIMEOUT):
+            raise LabError('%s: php-fpm did not come back:\n%s' % (
+                self.name, _tail(self.dir, 'php-fpm.log')))
+        self.check()
+
+    @property
+    def status_url(self):
+        return 'http://%s:%d/fpm-status' % (HOST, self.status_port)
+
     def wait_ready(self):
-        """Waits for php-fpm's socket and workers and nginx's port, then
+        """Waits for php-fpm's port and workers and nginx's port, then
         checks one request; LabError with the logs' tails if any fails."""
-        sock = os.path.join(self.dir, 'php-fpm.sock')
-        if not wait_for(lambda: os.path.exists(sock) or not self.fpm.alive(),
+        if not wait_for(lambda: is_listening(self.fpm_port) or not self.fpm.alive(),
                         START_TIMEOUT) or not self.fpm.alive():
             raise LabError('%s: php-fpm did not start:\n%s\n%s' % (
                 self.name, self.fpm.output_tail(), _tail(self.dir, 'php-fpm.log')))
@@ -394,6 +439,29 @@ class Pool:
         except OSError:
             return 0
 
+    def mark_cold(self):
+        """From now its pages pay the warm-up (index.php, warmup=(ms, s))."""
+        with open(os.path.join(self.dir, 'cold'), 'w') as f:
+            f.write('%.6f' % time.time())
+
+    def log_requests(self, since):
+        """[(when, request_time ms, status)] from nginx's access log after
+        byte since (when: $msec, the last field)."""
+        out = []
+        try:
+            with open(self.access_log, 'rb') as f:
+                f.seek(since)
+                data = f.read().decode('utf-8', 'replace')
+        except OSError:
+            return out
+        for line in data.splitlines():
+            fields = line.split()
+            try:
+                out.append((float(fields[-1]), float(fields[3]) * 1000, int(fields[2])))
+            except (IndexError, ValueError):
+                pass
+        return out
+
     def log_clients(self, since):
         """{client IP: requests} from nginx's access log after byte since:
         the first field is $remote_addr, the client address that the PROXY
@@ -430,10 +498,15 @@ class Pools:
     """The three pools web1..web3, started together, stopped together
     (also when one fails to start)."""
 
-    def __init__(self, root, burn=None, children=3, proxy_protocol=True, wait_ms=0):
+    def __init__(self, root, burn=None, children=3, proxy_protocol=True, wait_ms=0,
+                 warmup=(0, 0)):
         burn = burn or {}
-        self.pools = [Pool(root, n, burn.get(n, 0), children, proxy_protocol, wait_ms)
-                      for n in POOL_NAMES]
+        per = children if isinstance(children, dict) else {n: children for n in POOL_NAMES}
+        self.pools = [Pool(root, n, burn.get(n, 0), per.get(n, 3), proxy_protocol, wait_ms,
+                           warmup) for n in POOL_NAMES]
+
+    def get(self, name):
+        return next(p for p in self.pools if p.name == name)
 
     def start(self):
         try:
@@ -489,7 +562,8 @@ class Balancer:
     over the lab's pools, each server with send-proxy."""
 
     def __init__(self, root, name, pools, scheduler='roundrobin', persist='none',
-                 balance_factor=0, workers=2, binary=None):
+                 balance_factor=0, workers=2, binary=None, pool_keys=None,
+                 server_options=None):
         self.dir = root
         self.name = name
         self.port = free_port()
@@ -504,11 +578,13 @@ class Balancer:
                  'pool = php', 'mode = http', '',
                  '[pool php]', 'scheduler = %s' % scheduler]
         for p in pools:
-            lines.append('server = %s %s%s' % (p.name, p.addr,
-                                                ' send-proxy' if p.proxy_protocol else ''))
-        lines += ['persist = %s' % persist, 'balance_factor = %d' % balance_factor,
-                  'health = none', 'connect_timeout = 1s', 'server_timeout = 30s',
-                  'retries = 2']
+            lines.append('server = %s %s%s%s' % (p.name, p.addr,
+                                                  ' send-proxy' if p.proxy_protocol else '',
+                                                  (server_options or {}).get(p.name, '')))
+        keys = {'persist': persist, 'balance_factor': balance_factor, 'health': 'none',
+                'connect_timeout': '1s', 'server_timeout': '30s', 'retries': 2}
+        keys.update(pool_keys or {})
+        lines += ['%s = %s' % kv for kv in keys.items()]
         self.config_text = '\n'.join(lines) + '\n'
         with open(self.cfg_path, 'w') as f:
             f.write(self.config_text)
@@ -556,6 +632,10 @@ class Balancer:
                                     '5xx': s['responses']['5xx']}
                         for s in pool['servers']}
         return {}
+
+    def events(self):
+        """show events, as lines."""
+        return [ln for ln in self.stats('show events').splitlines() if ln]
 
     def explain(self):
         """What `explain php` says: its lines, the closing empty one left out."""
@@ -715,7 +795,7 @@ SLOW_CLIENTS = (
     ('close', []),
     ('keep-alive', ['-k', '100']),
 )
-SLOW_SCHEDULERS = ('roundrobin', 'leastconn')
+SLOW_SCHEDULERS = ('roundrobin', 'leastconn', 'leasttime')
 
 
 def run_slow(root, out_dir, sizes, log=print, tcplb=None, skewload=None,
@@ -990,7 +1070,29 @@ def _interpret_slow(res):
             % (slow, srv(rr, slow)['share_pct'], srv(rr, slow)['p99_ms'] or 0,
                fast_p99, ' / '.join(POOL_NAMES), cpu(rr), slow,
                srv(lc, slow)['share_pct'], cpu(lc), rr['req_per_s'] or 0,
-               lc['req_per_s'] or 0, rr['p99_ms'] or 0, lc['p99_ms'] or 0)) + keepalive
+               lc['req_per_s'] or 0, rr['p99_ms'] or 0, lc['p99_ms'] or 0)) + keepalive + \
+        _interpret_leasttime(res)
+
+
+def _interpret_leasttime(res):
+    """leasttime against leastconn on the same load, each client kind."""
+    slow = res['slow_pool']
+    parts = []
+    for how in ('close', 'keep-alive'):
+        runs = {r['scheduler']: r for r in res['runs'] if r.get('clients', 'close') == how}
+        lc, lt = runs.get('leastconn'), runs.get('leasttime')
+        if not lc or not lt:
+            continue
+        share = lambda run: next(r for r in run['servers'] if r['server'] == slow)['share_pct']
+        parts.append('%s: %s gets %.1f %% of the requests under leasttime against %.1f %% '
+                     'under leastconn, and the overall p99 is %.1f ms against %.1f ms '
+                     '(%.2fx)' % (how, slow, share(lt), share(lc), lt['p99_ms'] or 0,
+                                  lc['p99_ms'] or 0,
+                                  (lt['p99_ms'] or 0) / lc['p99_ms'] if lc['p99_ms'] else 0))
+    if not parts:
+        return ''
+    return (' Leasttime weighs each server\'s connections by its response time, so it '
+            'needs no pile-up to see the slow one -- ' + '; '.join(parts) + '.')
 
 
 def _errors(errs):
@@ -1125,9 +1227,11 @@ def render_report(results, img_prefix=''):
               m.get('php_fpm', '?').split(' (')[0], m.get('tcplb_commit', '?'),
               ' '.join(m.get('loadavg_before', ['?'])), results['sizes']['children'],
               results['sizes']['tcplb_workers'], results['wall_s']), '']
+    import acting
+    renderers = {'slow': render_slow, 'hot': render_hot, 'fail': acting.render_fail,
+                 'restart': acting.render_restart, 'agent': acting.render_agent}
     for sc in results['scenarios']:
-        out.append(render_slow(sc, img_prefix) if sc['name'] == 'slow'
-                   else render_hot(sc, img_prefix))
+        out.append(renderers[sc['name']](sc, img_prefix))
     out.append('The skewload command lines, for reproducing one run by hand '
                '(`-t` is the run\'s tcplb):')
     out.append('')
@@ -1164,7 +1268,9 @@ def main(argv=None):
                     help='where the report and charts go (default docs/lab)')
     ap.add_argument('--doc', help='also fill the lab:begin/lab:end block of this '
                                   'Markdown file (make lab: docs/lab.md)')
-    ap.add_argument('--scenario', choices=('slow', 'hot', 'all'), default='all')
+    ap.add_argument('--scenario', choices=SCENARIOS + ('all',), default='all',
+                    help='one scenario (1 slow, 2 hot, 3 fail, 4 restart, 5 agent) '
+                         'or all')
     ap.add_argument('--quick', action='store_true',
                     help='short runs (about 20 s in all) for a smoke test')
     ap.add_argument('--burn-ms', type=float,
@@ -1192,12 +1298,13 @@ def main(argv=None):
                'machine': machine_info(), 'scenarios': []}
     t0 = time.monotonic()
     try:
-        if args.scenario in ('slow', 'all'):
-            results['scenarios'].append(run_slow(root, out_dir, sizes,
-                                                 tcplb=args.tcplb, skewload=args.skewload))
-        if args.scenario in ('hot', 'all'):
-            results['scenarios'].append(run_hot(root, out_dir, sizes,
-                                                tcplb=args.tcplb, skewload=args.skewload))
+        import acting
+        runners = {'slow': run_slow, 'hot': run_hot, 'fail': acting.run_fail,
+                   'restart': acting.run_restart, 'agent': acting.run_agent}
+        for name in SCENARIOS:
+            if args.scenario in (name, 'all'):
+                results['scenarios'].append(runners[name](
+                    root, out_dir, sizes, tcplb=args.tcplb, skewload=args.skewload))
     except LabError as e:
         print('lab: %s' % e, file=sys.stderr)
         print('lab: files kept in %s' % root, file=sys.stderr)
