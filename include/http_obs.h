@@ -48,7 +48,7 @@ struct http_obs_exchange {
 /* What the observer tells its caller, as it happens. <ctx> is the
  * caller's. Every member may be NULL. */
 struct http_obs_sink {
-    void (*request)(void *ctx);                          /* a request's first byte */
+    void (*request)(void *ctx);                          /* a request's head parsed */
     void (*first_byte)(void *ctx, double rt);            /* its answer's first byte */
     void (*response)(void *ctx, const struct http_obs_exchange *x);
     void (*stopped)(void *ctx, enum http_obs_stop why);

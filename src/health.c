@@ -269,7 +269,7 @@ static void health_outlier_check(struct health *h, struct health_check *c)
     ev_timer_set(&c->eject, c->outlier.length, 0);
     ev_timer_start(h->loop, &c->eject);
     char reason[320];
-    snprintf(reason, sizeof(reason), "%u consecutive failures (%s); ejected for %.0fs "
+    snprintf(reason, sizeof(reason), "%u consecutive failures (%s); ejected for %gs "
              "(%u in a row)", run, kinds, c->outlier.length, c->outlier.in_row);
     health_publish(c, reason);
 }

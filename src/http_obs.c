@@ -108,10 +108,11 @@ static int http_obs_req_begin(http_parser *p)
     return 0;
 }
 
-/* The URL comes after a method http-parser knows: from here the bytes are
- * a request, and it is counted. (A message begins on any letter that may
- * start a method, so "SSH-2.0" would otherwise count one.) Its time is
- * still that of its first byte. */
+/* A request is counted once its head (request line and headers) parsed:
+ * a message begins on any letter that may start a method, so "SSH-2.0"
+ * would otherwise count one, and the head's end is one byte however the
+ * reads were cut (the URL callback is not: http-parser flushes it at the
+ * end of each read). Its time is still that of its first byte. */
 static void http_obs_announce(struct http_obs *o, struct http_obs_pending *r)
 {
     if (r == NULL || r->announced)
@@ -125,7 +126,6 @@ static int http_obs_req_url(http_parser *p, const char *at, size_t len)
 {
     struct http_obs *o = http_obs_of(p);
     struct http_obs_pending *r = http_obs_last(o);
-    http_obs_announce(o, r);
     if (!o->keep_paths || r == NULL || r->in_query)
         return 0;
     char *path = o->paths[http_obs_last_index(o)];
@@ -169,6 +169,7 @@ static int http_obs_req_headers(http_parser *p)
     if (r == NULL)
         return 0;
     r->method = (uint8_t)p->method;
+    http_obs_announce(o, r);
     if (o->keep_paths)
         http_obs_strip_authority(o->paths[http_obs_last_index(o)], &r->path_len);
     return 0;

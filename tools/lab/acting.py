@@ -322,6 +322,21 @@ def render_restart(res, img_prefix=''):
             out.append('![requests per server per second, %s](%s%s)'
                        % (r['label'], img_prefix, r['svg']))
             out.append('')
+    by = {r['label']: r for r in runs}
+    a, b = by.get('no slowstart'), by.get('slowstart')
+    if a and b and a['after'] and b['after']:
+        out.append('Without slow start round robin gives the cold web3 its third (%.1f %%) in '
+                   'its first 5 s, and its first %d requests take %.1f ms on average (p99 '
+                   '%.1f ms), where its p99 is %.1f ms once warm. With slow start its share grows '
+                   '%s %% per 5 s, its first requests take %.1f ms (p99 %.1f ms), and the '
+                   'overall p99 of the run is %.1f ms instead of %.1f ms.'
+                   % (a['after'][0]['share_pct'], a['web3_first_n'],
+                      a['web3_first_mean_ms'] or 0, a['web3_first_p99_ms'] or 0,
+                      a['after'][-1]['p99_ms'] or 0,
+                      ' / '.join('%.0f' % x['share_pct'] for x in b['after']),
+                      b['web3_first_mean_ms'] or 0, b['web3_first_p99_ms'] or 0,
+                      b['p99_ms'] or 0, a['p99_ms'] or 0))
+        out.append('')
     return '\n'.join(out)
 
 
@@ -433,4 +448,24 @@ def render_agent(res, img_prefix=''):
             out.append('![requests per server per second, %s](%s%s)'
                        % (r['label'], img_prefix, r['svg']))
             out.append('')
+    by = {r['label']: r for r in res['runs']}
+    a, b = by.get('no agent'), by.get('agent')
+    if a and b:
+        w3 = lambda run: next(s for s in run['servers'] if s['server'] == 'web3')
+        out.append('Round robin cannot see that web3 has a quarter of the workers: it gets '
+                   'its third, requests queue in its php-fpm (p50 %.1f ms there against '
+                   '%.1f ms elsewhere) and, with a fixed number of requests in flight, the '
+                   'whole pool runs at its pace: %.0f req/s. With the agents web3 says how '
+                   'busy it is and its weight in force falls (%.2f at the end, the others '
+                   '%s); it gets %.1f %% of the requests, its p50 is %.1f ms and the pool '
+                   'serves %.0f req/s. The weight follows php-fpm\'s queue, so web3 keeps a '
+                   'little queue: the agent moves load away as latency starts to climb, '
+                   'it does not know the latency in advance.'
+                   % (w3(a)['p50_ms'] or 0,
+                      max(s['p50_ms'] or 0 for s in a['servers'] if s['server'] != 'web3'),
+                      a['req_per_s'] or 0, b['eweights'].get('web3', 0),
+                      ' / '.join('%.2f' % b['eweights'][n] for n in sorted(b['eweights'])
+                                 if n != 'web3'),
+                      w3(b)['share_pct'], w3(b)['p50_ms'] or 0, b['req_per_s'] or 0))
+        out.append('')
     return '\n'.join(out)

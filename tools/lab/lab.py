@@ -1280,7 +1280,15 @@ def main(argv=None):
                     help='keep the temp dir (configs, nginx/php-fpm/tcplb logs)')
     ap.add_argument('--tcplb', help='tcplb binary (default build/tcplb)')
     ap.add_argument('--skewload', help='skewload binary (default build/skewload)')
+    ap.add_argument('--render', action='store_true',
+                    help='run nothing: write the report (and --doc) again from '
+                         'OUT/results.json, after a change to the text')
     args = ap.parse_args(argv)
+    if args.render:
+        out_dir = os.path.abspath(args.out)
+        with open(os.path.join(out_dir, 'results.json')) as f:
+            results = json.load(f)
+        return write_report(results, out_dir, args.doc)
 
     missing = missing_programs()
     if missing:
@@ -1320,15 +1328,20 @@ def main(argv=None):
 
     with open(os.path.join(out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1, sort_keys=True)
+    return write_report(results, out_dir, args.doc)
+
+
+def write_report(results, out_dir, doc):
+    """OUT/report.md, and the lab:begin/lab:end block of doc if given."""
     report = render_report(results)
     with open(os.path.join(out_dir, 'report.md'), 'w') as f:
         f.write(report)
     print(report)
-    if args.doc:
-        doc_dir = os.path.dirname(os.path.abspath(args.doc))
+    if doc:
+        doc_dir = os.path.dirname(os.path.abspath(doc))
         prefix = os.path.relpath(out_dir, doc_dir) + '/'
-        update_doc(args.doc, render_report(results, prefix))
-        print('lab: %s updated' % args.doc)
+        update_doc(doc, render_report(results, prefix))
+        print('lab: %s updated' % doc)
     print('lab: report in %s (%.0f s)' % (os.path.join(out_dir, 'report.md'),
                                           results['wall_s']))
     return 0
