@@ -377,12 +377,21 @@ void client_table_moved_in(struct client_table *t, const struct client_key *k)
     client_entry_done(s, e);
 }
 
-/* Keeps out[0..*n) sorted busiest first, at most cap entries. */
+/* What the busiest are ranked by. */
+enum client_rank { CLIENT_RANK_TOTAL, CLIENT_RANK_RECENT };
+
+static uint64_t client_rank_of(const struct client_stat *st, enum client_rank by)
+{
+    return by == CLIENT_RANK_RECENT ? st->recent : st->total;
+}
+
+/* Keeps out[0..*n) sorted busiest first by <by>, at most cap entries. */
 static void client_top_insert(struct client_stat *out, size_t *n, size_t cap,
-                              const struct client_stat *st)
+                              const struct client_stat *st, enum client_rank by)
 {
+    uint64_t mine = client_rank_of(st, by);
     size_t pos = *n;
-    while (pos > 0 && out[pos - 1].total < st->total)
+    while (pos > 0 && client_rank_of(&out[pos - 1], by) < mine)
         pos--;
     if (pos >= cap)
         return;
@@ -393,24 +402,10 @@ static void client_top_insert(struct client_stat *out, size_t *n, size_t cap,
         (*n)++;
 }
 
-/* Keeps out[0..*n) sorted by recent connections, at most cap entries. */
-static void client_top_recent_insert(struct client_stat *out, size_t *n, size_t cap,
-                                     const struct client_stat *st)
-{
-    size_t pos = *n;
-    while (pos > 0 && out[pos - 1].recent < st->recent)
-        pos--;
-    if (pos >= cap)
-        return;
-    size_t last = *n < cap ? *n : cap - 1;
-    memmove(&out[pos + 1], &out[pos], (last - pos) * sizeof(*out));
-    out[pos] = *st;
-    if (*n < cap)
-        (*n)++;
-}
-
-size_t client_table_top_recent(struct client_table *t, struct client_stat *out, size_t n,
-                               double now)
+/* The n busiest by <by>; for CLIENT_RANK_RECENT only those with a
+ * connection in the last minute, their `recent` filled in. */
+static size_t client_table_rank(struct client_table *t, struct client_stat *out, size_t n,
+                                double now, enum client_rank by)
 {
     size_t got = 0;
     if (n == 0)
@@ -421,29 +416,25 @@ size_t client_table_top_recent(struct client_table *t, struct client_stat *out, 
         struct client_entry *e;
         TAILQ_FOREACH(e, &s->lru, lru) {
             struct client_stat st = e->stat;
-            st.recent = client_window_sum(&e->win, now);
-            if (st.recent > 0)
-                client_top_recent_insert(out, &got, n, &st);
+            if (by == CLIENT_RANK_RECENT &&
+                (st.recent = client_window_sum(&e->win, now)) == 0)
+                continue;
+            client_top_insert(out, &got, n, &st, by);
         }
         pthread_mutex_unlock(&s->lock);
     }
     return got;
 }
 
+size_t client_table_top_recent(struct client_table *t, struct client_stat *out, size_t n,
+                               double now)
+{
+    return client_table_rank(t, out, n, now, CLIENT_RANK_RECENT);
+}
+
 size_t client_table_top(struct client_table *t, struct client_stat *out, size_t n)
 {
-    size_t got = 0;
-    if (n == 0)
-        return 0;
-    for (int i = 0; i < CLIENT_STRIPES; i++) {
-        struct client_stripe *s = &t->stripes[i];
-        pthread_mutex_lock(&s->lock);
-        struct client_entry *e;
-        TAILQ_FOREACH(e, &s->lru, lru)
-            client_top_insert(out, &got, n, &e->stat);
-        pthread_mutex_unlock(&s->lock);
-    }
-    return got;
+    return client_table_rank(t, out, n, 0, CLIENT_RANK_TOTAL);
 }
 
 void client_table_clear(struct client_table *t)

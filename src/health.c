@@ -350,6 +350,11 @@ static void health_inherit(struct health_check *c, struct health *previous)
         }
         return;
     }
+    /* new in this configuration: it becomes available now, after the
+     * start, so it ramps like a server that came back */
+    if (server_state(c->srv) == SERVER_UP)
+        health_ramp_start(c);
+    health_factors(c);
 }
 
 struct health *health_start(struct ev_loop *loop, struct config *cfg,

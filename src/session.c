@@ -212,6 +212,10 @@ void session_fail(struct session *s, enum session_answer a, enum session_term te
         counter_add(&lc->rejected, 1);
     }
     if (s->listener->mode != LISTENER_HTTP) {
+        /* no answer to give; a reset before the server's first byte is
+         * still a failure of an exchange under way */
+        if (a == SESSION_502)
+            session_server_reset(s);
         session_close(s, term);
         return;
     }

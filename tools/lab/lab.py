@@ -444,17 +444,20 @@ class Pool:
         with open(os.path.join(self.dir, 'cold'), 'w') as f:
             f.write('%.6f' % time.time())
 
+    def log_lines(self, since):
+        """nginx's access log lines after byte since ([] without a log)."""
+        try:
+            with open(self.access_log, 'rb') as f:
+                f.seek(since)
+                return f.read().decode('utf-8', 'replace').splitlines()
+        except OSError:
+            return []
+
     def log_requests(self, since):
         """[(when, request_time ms, status)] from nginx's access log after
         byte since (when: $msec, the last field)."""
         out = []
-        try:
-            with open(self.access_log, 'rb') as f:
-                f.seek(since)
-                data = f.read().decode('utf-8', 'replace')
-        except OSError:
-            return out
-        for line in data.splitlines():
+        for line in self.log_lines(since):
             fields = line.split()
             try:
                 out.append((float(fields[-1]), float(fields[3]) * 1000, int(fields[2])))
@@ -467,13 +470,7 @@ class Pool:
         the first field is $remote_addr, the client address that the PROXY
         protocol header carried."""
         counts = {}
-        try:
-            with open(self.access_log, 'rb') as f:
-                f.seek(since)
-                data = f.read().decode('utf-8', 'replace')
-        except OSError:
-            return counts
-        for line in data.splitlines():
+        for line in self.log_lines(since):
             fields = line.split(' ', 1)
             if fields and fields[0]:
                 counts[fields[0]] = counts.get(fields[0], 0) + 1
