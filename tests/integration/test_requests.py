@@ -564,8 +564,10 @@ class HttpRequestCountTest(RequestsTestCase):
                            'samples': 0},
                           {'connections': 0, 'requests': 0, 'failed': 0,
                            'responses': 0, '5xx': 0}))
-        row = self.lb.stats('show stat').splitlines()[1].split(',')
-        self.assertEqual(row[-4:], ['0', '', '', '0'])
+        lines = self.lb.stats('show stat').splitlines()
+        row = dict(zip(lines[0].lstrip('# ').split(','), lines[1].split(',')))
+        self.assertEqual([row[k] for k in ('requests', 'rt_p50_ms', 'rt_p99_ms', 'http_5xx')],
+                         ['0', '', '', '0'])
 
 
 class TcpExchangeTest(RequestsTestCase):

@@ -55,6 +55,16 @@ def _figures(lb):
     return {}
 
 
+def _charts(runs, img_prefix):
+    """Markdown lines showing each run's skewload chart."""
+    out = []
+    for r in runs:
+        if r.get('svg'):
+            out += ['![requests per server per second, %s](%s%s)'
+                    % (r['label'], img_prefix, r['svg']), '']
+    return out
+
+
 def _errors_total(sk):
     return sum(v or 0 for v in sk['errors'].values())
 
@@ -163,11 +173,7 @@ def render_fail(res, img_prefix=''):
         out.extend(r['events'] or ['(none)'])
         out.append('```')
         out.append('')
-    for r in res['runs']:
-        if r.get('svg'):
-            out.append('![requests per server per second, %s](%s%s)'
-                       % (r['label'], img_prefix, r['svg']))
-            out.append('')
+    out.extend(_charts(res['runs'], img_prefix))
     by = {r['label']: r for r in res['runs']}
     a, b = by.get('leastconn'), by.get('leastconn + ejection')
     if a and b:
@@ -317,11 +323,7 @@ def render_restart(res, img_prefix=''):
             rows.append(row)
         out.append(lab._md_table(header, rows))
         out.append('')
-    for r in runs:
-        if r.get('svg'):
-            out.append('![requests per server per second, %s](%s%s)'
-                       % (r['label'], img_prefix, r['svg']))
-            out.append('')
+    out.extend(_charts(runs, img_prefix))
     by = {r['label']: r for r in runs}
     a, b = by.get('no slowstart'), by.get('slowstart')
     if a and b and a['after'] and b['after']:
@@ -443,11 +445,7 @@ def render_agent(res, img_prefix=''):
     out.append(lab._md_table(['configuration', 'answers', 'req/s', 'p50 ms', 'p99 ms',
                               'errors'], rows))
     out.append('')
-    for r in res['runs']:
-        if r.get('svg'):
-            out.append('![requests per server per second, %s](%s%s)'
-                       % (r['label'], img_prefix, r['svg']))
-            out.append('')
+    out.extend(_charts(res['runs'], img_prefix))
     by = {r['label']: r for r in res['runs']}
     a, b = by.get('no agent'), by.get('agent')
     if a and b:
