@@ -10,13 +10,16 @@ SANFLAGS ?=
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(SANFLAGS) -Wall -Wextra -Iinclude \
             -fno-strict-aliasing -pthread -MMD -MP \
             $(shell pkg-config --cflags inih 2>/dev/null) \
-            $(shell pkg-config --cflags libev 2>/dev/null)
+            $(shell pkg-config --cflags libev 2>/dev/null) \
+            $(shell pkg-config --cflags libcares 2>/dev/null)
 LDFLAGS  += $(SANFLAGS) -pthread
 LIBEV    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # Debian's libhttp-parser-dev ships a header and a library but no .pc file
 LIBHTTPP := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
-LDLIBS   += $(LIBEV) $(LIBINIH) $(LIBHTTPP) -lm
+# c-ares: the asynchronous resolver of `discover`
+LIBCARES := $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
+LDLIBS   += $(LIBEV) $(LIBINIH) $(LIBHTTPP) $(LIBCARES) -lm
 
 SRCS     := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \

@@ -36,6 +36,10 @@ enum check_change { CHECK_SAME = 0, CHECK_WENT_UP, CHECK_WENT_DOWN };
  * first check, a live one stays up. */
 void check_state_init(struct check_state *st);
 
+/* Starts in state down and fresh, for a server added at run time: it is up
+ * after its first passed check (not `rise` of them), down until then. */
+void check_state_init_added(struct check_state *st);
+
 /* Records one check result (active or passive) and says whether the server
  * changed state: down after <fall> consecutive failures (one if fresh), up
  * after <rise> consecutive successes. */

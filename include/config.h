@@ -33,6 +33,8 @@ struct global_conf {
     char *group;                /* owned, NULL: the user's primary group */
     int splice;                 /* 1: bulk transfers go through splice() */
     unsigned splice_pipes;      /* kernel pipes over all workers */
+    char *resolvers;            /* owned: discover's name servers, NULL:
+                                   /etc/resolv.conf */
 };
 
 struct listener_conf {
@@ -40,6 +42,7 @@ struct listener_conf {
     int line;
     char **bind_texts;          /* owned array of owned strings */
     struct net_addr *binds;     /* owned array */
+    int *bind_freebind;         /* owned array: `bind = ADDR freebind` */
     size_t nbinds;
     char *pool_name;            /* owned */
     int pool_line;

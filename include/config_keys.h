@@ -103,6 +103,11 @@ int config_key_set(struct config_parse *p, const struct config_key *k,
 /* Gives every key of <sec> that has a default its default value. */
 void config_section_defaults(struct config_parse *p, enum config_section sec, void *obj);
 
+/* A server name: config_valid_name()'s letters, digits, '_', '-', '.',
+ * and also ':', '[' and ']', so that an added or discovered server may be
+ * named by its address ("10.0.0.5:8080", "[fd00::5]:8080"). */
+int config_valid_server_name(const char *name);
+
 /* Server line options ("weight=N", "send-proxy", ...): parses the options
  * after NAME ADDR (<opts>, space separated, modified) into <s>. 0, or -1
  * with "server NAME: ..." in err. Shared with `add server`. */

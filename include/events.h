@@ -13,6 +13,12 @@
 
 struct buf;
 
+/* Records what is no state change of a server: one added (old "none"),
+ * removed (now "none"), or a pool's discovery failing and recovering
+ * (server "discover", "ok" <-> "failed"). */
+void events_note(const char *pool, const char *server, const char *old, const char *now,
+                 const char *reason);
+
 /* Records a change of <srv> from <old> to <now>. */
 void events_record(const struct server *srv, enum server_state old,
                    enum server_state now, const char *reason);

@@ -41,6 +41,13 @@ void health_set_admin(struct health *h, struct server *srv, enum server_admin ad
  * zero. Main thread. */
 void health_counters_cleared(struct health *h);
 
+/* A server added at run time (membership.c): its checks start now, and it
+ * is down until the first one passes (up at once with health = none, then
+ * ramping under slowstart); the change is an event with <why>. */
+void health_server_added(struct health *h, struct server *srv, const char *why);
+/* A server removed at run time: its checks stop. */
+void health_server_removed(struct health *h, struct server *srv);
+
 /* A live connection's connect to <srv> failed (ok = 0) or succeeded. Enough
  * consecutive failures (the pool's `fall`) mark the server down before its
  * next active check. Any worker thread; costs one atomic on failure and a

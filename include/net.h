@@ -36,15 +36,25 @@ static inline ssize_t net_send(int fd, const void *buf, size_t len)
  * getaddrinfo, first address wins). Port 1..65535 required. */
 int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t errlen);
 
+/* The same without a name lookup: "IPv4:port" or "[IPv6]:port" only, for
+ * what runs on an event loop (add server, discovery's answers). */
+int net_parse_ip_addr(const char *text, struct net_addr *out, char *err, size_t errlen);
+
 /* Writes "a.b.c.d:port" or "[v6]:port" into buf (NET_ADDR_STRLEN bytes). */
 const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t buflen);
 
 /* Writes only the IP of sa (no port). */
 const char *net_ip_str(const struct sockaddr *sa, char *buf, size_t buflen);
 
-/* A non-blocking listening socket with SO_REUSEADDR and, if reuseport,
- * SO_REUSEPORT, so that every worker can own one socket per bind. */
-int net_listen(const struct net_addr *addr, int reuseport, int backlog,
+/* What net_listen() sets besides SO_REUSEADDR. */
+enum net_listen_flags {
+    NET_LISTEN_REUSEPORT = 1 << 0,  /* every worker owns one socket per bind */
+    NET_LISTEN_FREEBIND = 1 << 1,   /* IP_FREEBIND: an address not (yet) here,
+                                       as a VRRP backup's virtual IP */
+};
+
+/* A non-blocking listening socket with SO_REUSEADDR and <flags>. */
+int net_listen(const struct net_addr *addr, unsigned flags, int backlog,
                char *err, size_t errlen);
 
 /* Starts a non-blocking connect with TCP_NODELAY set. Returns the fd; *done

@@ -63,6 +63,15 @@ struct server {
     unsigned outlier_kinds[4];  /* enum outlier_kind */
     unsigned agent_port;        /* agent check port of this server, 0: the pool's */
     struct server_counters *counters;   /* owned: [nworkers] */
+    /* Membership at run time (membership.c, main thread writes). A slot
+     * of pool->servers is never freed while the pool lives: `removed` says
+     * it holds no server (a `del server`, or a discovered server that left
+     * and emptied); views and schedulers skip it, and a later add may take
+     * it again. */
+    int removed;                /* atomic */
+    int origin;                 /* enum server_origin */
+    int leaving;                /* discovered: left the answer, draining */
+    double removed_at;          /* monotonic, when removed (slot reuse) */
     /* The same server (by name) in the config a reload replaced this one's
      * with, NULL when it left; set by pool_adopt() on the main thread before
      * the workers get the new config, read by them as they apply it. */
@@ -70,6 +79,13 @@ struct server {
 };
 
 enum persist_mode { PERSIST_NONE = 0, PERSIST_SOURCE };
+
+/* Where a server came from: a reload replaces the first kind, carries the
+ * third over (the pool's discovery finds them again), drops the second. */
+enum server_origin { SERVER_FROM_CONFIG = 0, SERVER_FROM_SOCKET, SERVER_FROM_DISCOVERY };
+
+/* Room for servers added at run time (add server, discover), by default. */
+#define POOL_SERVER_SLOTS 64
 
 /* What outlier ejection counts as a failure. */
 enum outlier_kind {
@@ -100,8 +116,17 @@ struct pool {
     int line;
     const struct sched_ops *sched;
     void *sched_state;          /* owned by sched->free */
-    struct server *servers;     /* owned array */
+    struct server *servers;     /* owned array of cap_servers slots */
+    /* Slots in use, removed ones included: grows at run time (a release
+     * store once the new slot is whole), so readers take pool_nservers()
+     * once and index below it. */
     uint32_t nservers;
+    uint32_t cap_servers;       /* from pool_start(): nservers + server_slots */
+    unsigned server_slots;      /* config: room for run-time additions */
+    char *discover;             /* owned: "HOST:PORT" or "srv:NAME", NULL: none */
+    double discover_interval;
+    char **kept;                /* owned: names a removed server's slot gave up */
+    size_t nkept;
     /* Active connections per server, side by side: leastconn, random2 and
      * bounded loads read them all on every pick, so a 300-server pool is
      * 19 cache lines to read, not 300. Owned; atomic access. */
@@ -139,6 +164,22 @@ struct pool {
     unsigned rise, fall;
     struct pool *successor;     /* as server.successor, for the pool */
 };
+
+/* The slots in use now (removed ones included). Any thread. */
+static inline uint32_t pool_nservers(const struct pool *p)
+{
+    return __atomic_load_n(&p->nservers, __ATOMIC_ACQUIRE);
+}
+/* Slots the pool may ever use: what per-server arrays are sized for. */
+static inline uint32_t pool_capacity(const struct pool *p)
+{
+    return p->cap_servers > p->nservers ? p->cap_servers : p->nservers;
+}
+/* 0 once `del server` (or discovery) took it out: skip it in every view. */
+static inline int server_listed(const struct server *s)
+{
+    return !__atomic_load_n(&s->removed, __ATOMIC_ACQUIRE);
+}
 
 /* Current state and weight as workers see them. Any thread. */
 static inline enum server_state server_state(const struct server *s)
@@ -201,7 +242,23 @@ int pool_set_server_weight(struct server *s, unsigned weight);
  * the weight in force changed. Main thread; a repeat call is harmless. */
 void pool_set_server_factors(struct server *s, unsigned agent_pct, unsigned ramp_pml);
 
+/* The listed server named <name>, or NULL. */
 struct server *pool_find_server(struct pool *p, const char *name);
+
+/* The pool's `mapping`: a digest of what decides placement, equal in two
+ * tcplb that place every client the same way: the scheduler, the listed
+ * servers in name order with their address, state and weight in force,
+ * balance_factor, and the scheduler's own table (source's lookup table).
+ * Main thread. */
+uint64_t pool_mapping(struct pool *p);
+
+/* Slot <s> was just filled (membership.c): its weight and the scheduler's
+ * tables follow. Main thread. */
+void pool_server_published(struct pool *p, struct server *s);
+
+/* Keeps <text> (owned) until the pool goes: a worker may still read a
+ * string a reused slot replaced. -1 on ENOMEM (text not taken). */
+int pool_keep_text(struct pool *p, char *text);
 
 /* Queue of connections waiting under maxconn. Any worker. push puts a node
  * at the tail (or back at the head after a lost race for a slot); remove

@@ -61,6 +61,9 @@ struct sched_ops {
     /* <srv>'s state or weight changed. Main thread; a repeat call is
      * harmless. */
     void (*server_changed)(void *state, struct pool *pool, struct server *srv);
+    /* A digest of the table that places clients, for the pool's `mapping`
+     * (equal digests: the same placement). May be NULL. Any thread. */
+    uint64_t (*mapping)(void *state);
     void (*free)(void *state);
 };
 

@@ -19,7 +19,14 @@ struct stats_ctx {
     struct worker *workers;     /* for splice figures; NULL: none shown as 0 */
     unsigned nworkers;
     struct history *history;    /* the page's chart; NULL: none */
+    int self_drained;           /* `drain self`: GET /health answers 503 */
+    int stopping;               /* shutting down: GET /health answers 503 */
 };
+
+/* GET /health: 200 "ok" while tcplb accepts and every listener's pool has a
+ * server up, else 503 and one line saying why (draining, stopping, which
+ * pool has none). Returns the status; the body goes to <out>. */
+int stats_health(struct stats_ctx *ctx, struct buf *out);
 
 /* Appends the `show stat json` object and a newline (also /stats.json). */
 void stats_write_json(struct stats_ctx *ctx, struct buf *out);

@@ -50,6 +50,12 @@ void check_state_init(struct check_state *st)
     st->fresh = 1;
 }
 
+void check_state_init_added(struct check_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->fresh = 1;
+}
+
 enum check_change check_state_result(struct check_state *st, int ok,
                                      unsigned rise, unsigned fall)
 {
@@ -59,7 +65,7 @@ enum check_change check_state_result(struct check_state *st, int ok,
         st->failures = 0;
         if (st->successes < rise)
             st->successes++;
-        if (!st->up && st->successes >= rise) {
+        if (!st->up && (fresh || st->successes >= rise)) {
             st->up = 1;
             return CHECK_WENT_UP;
         }

@@ -359,6 +359,7 @@ void config_unref(struct config *c)
         for (size_t b = 0; b < l->nbinds; b++)
             free(l->bind_texts[b]);
         free(l->bind_texts);
+        free(l->bind_freebind);
         free(l->binds);
         free(l->pool_name);
         counters_free(l->counters);
@@ -373,6 +374,7 @@ void config_unref(struct config *c)
     free(c->global.log_path);
     free(c->global.user);
     free(c->global.group);
+    free(c->global.resolvers);
     free(c->path);
     free(c);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config_keys.h"
+#include "discover.h"
 #include "proxy_proto.h"
 #include "scheduler.h"
 #include "util.h"
@@ -71,6 +72,17 @@ int config_valid_name(const char *name)
         return 0;
     for (const char *c = name; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
+            return 0;
+    return 1;
+}
+
+int config_valid_server_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CONFIG_NAME_MAX)
+        return 0;
+    for (const char *c = name; *c; c++)
+        if (!isalnum((unsigned char)*c) && strchr("_-.:[]", *c) == NULL)
             return 0;
     return 1;
 }
@@ -202,6 +214,17 @@ static int config_check_name(struct config_parse *p, const struct config_key *k,
     return 1;
 }
 
+static int config_check_resolvers(struct config_parse *p, const struct config_key *k,
+                                  const char *value, void *field)
+{
+    (void)k;
+    (void)field;
+    char csv[1024], e[256];
+    if (discover_parse_resolvers(value, csv, sizeof(csv), e, sizeof(e)) == -1)
+        return config_fail(p, "%s", e);
+    return 1;
+}
+
 static const struct config_word config_auto_off[] = {
     { "auto", 1 }, { "off", 0 }, { NULL, 0 },
 };
@@ -230,6 +253,8 @@ static const struct config_key config_global_keys[] = {
       "bulk transfers through splice(): auto or off" },
     { "splice_pipes", CONFIG_UINT, GLOBAL(splice_pipes), 0, 100000, NULL, NULL,
       CONFIG_RESTART, "64", "kernel pipes for splice() over all workers" },
+    { "resolvers", CONFIG_STRING, GLOBAL(resolvers), 0, 0, NULL, config_check_resolvers, 0,
+      NULL, "name servers of discover: IP[:PORT] ... (default: /etc/resolv.conf)" },
 };
 
 /* ---- [listener NAME] ----------------------------------------------------------- */
@@ -240,21 +265,39 @@ static int config_add_bind(struct config_parse *p, const struct config_key *k,
     (void)k;
     (void)field;
     struct listener_conf *l = &p->cfg->listeners[p->index];
+    /* "ADDR [freebind]" */
+    char text[256];
+    size_t len = strcspn(value, " \t");
+    if (len >= sizeof(text))
+        return config_fail(p, "bind: address too long");
+    memcpy(text, value, len);
+    text[len] = '\0';
+    const char *opt = value + len + strspn(value + len, " \t");
+    int freebind = 0;
+    if (strcmp(opt, "freebind") == 0)
+        freebind = 1;
+    else if (*opt != '\0')
+        return config_fail(p, "bind: unknown option '%s' (known: freebind)", opt);
     struct net_addr addr;
     char e[256];
-    if (net_parse_addr(value, &addr, e, sizeof(e)) == -1)
+    if (net_parse_addr(text, &addr, e, sizeof(e)) == -1)
         return config_fail(p, "bind: %s", e);
     struct net_addr *binds = realloc(l->binds, (l->nbinds + 1) * sizeof(*binds));
     if (binds == NULL)
         return config_fail(p, "out of memory");
     l->binds = binds;
+    int *fb = realloc(l->bind_freebind, (l->nbinds + 1) * sizeof(*fb));
+    if (fb == NULL)
+        return config_fail(p, "out of memory");
+    l->bind_freebind = fb;
     char **texts = realloc(l->bind_texts, (l->nbinds + 1) * sizeof(*texts));
     if (texts == NULL)
         return config_fail(p, "out of memory");
     l->bind_texts = texts;
-    texts[l->nbinds] = strdup(value);
+    texts[l->nbinds] = strdup(text);
     if (texts[l->nbinds] == NULL)
         return config_fail(p, "out of memory");
+    fb[l->nbinds] = freebind;
     binds[l->nbinds++] = addr;
     return 1;
 }
@@ -284,7 +327,7 @@ static const struct config_word config_yes_no[] = {
 
 static const struct config_key config_listener_keys[] = {
     { "bind", CONFIG_CUSTOM, 0, 0, 0, NULL, config_add_bind, CONFIG_REPEAT, NULL,
-      "ADDR:PORT to accept on (repeatable)" },
+      "ADDR:PORT [freebind] to accept on (repeatable)" },
     { "pool", CONFIG_STRING, LISTENER(pool_name), 0, 0, NULL, config_check_pool_name, 0,
       NULL, "the pool its connections go to" },
     { "mode", CONFIG_WORD, LISTENER(mode), 0, 0, config_modes, NULL, 0, "tcp",
@@ -345,9 +388,21 @@ static const struct config_word config_health_modes[] = {
 
 #define POOL(field) offsetof(struct pool, field)
 
+static int config_check_discover(struct config_parse *p, const struct config_key *k,
+                                 const char *value, void *field)
+{
+    (void)k;
+    (void)field;
+    struct discover_spec spec;
+    char e[256];
+    if (discover_parse_spec(value, &spec, e, sizeof(e)) == -1)
+        return config_fail(p, "%s", e);
+    return 1;
+}
+
 static const struct config_key config_pool_keys[] = {
     { "scheduler", CONFIG_CUSTOM, POOL(sched), 0, 0, NULL, config_set_scheduler, 0,
-      "roundrobin", "roundrobin, leastconn, random2 or source" },
+      "roundrobin", "roundrobin, leastconn, random2, leasttime or source" },
     { "server", CONFIG_CUSTOM, 0, 0, 0, NULL, config_add_server, CONFIG_REPEAT, NULL,
       "NAME ADDR [OPTION ...] (repeatable)" },
     { "persist", CONFIG_WORD, POOL(persist), 0, 0, config_persist_modes, NULL, 0, "none",
@@ -391,6 +446,12 @@ static const struct config_key config_pool_keys[] = {
       "TCP port of the servers' agents (HAProxy's agent protocol; 0 = none)" },
     { "agent_interval", CONFIG_DURATION, POOL(agent_interval), 1, 0, NULL, NULL, 0, "2s",
       "time between two agent checks of a server" },
+    { "server_slots", CONFIG_UINT, POOL(server_slots), 0, 100000, NULL, NULL, 0, "64",
+      "room for servers added at run time (add server, discover)" },
+    { "discover", CONFIG_STRING, POOL(discover), 0, 0, NULL, config_check_discover, 0,
+      NULL, "servers from DNS: HOST:PORT (A, AAAA) or srv:_SERVICE._PROTO.NAME" },
+    { "discover_interval", CONFIG_DURATION, POOL(discover_interval), 1, 0, NULL, NULL, 0,
+      "10s", "time between two lookups of discover" },
     { "rise", CONFIG_UINT, POOL(rise), 1, 100, NULL, NULL, 0, "2",
       "consecutive passed checks that bring a server up" },
     { "fall", CONFIG_UINT, POOL(fall), 1, 100, NULL, NULL, 0, "3",

@@ -11,7 +11,7 @@ struct event {
     struct timespec when;
     char pool[72];
     char server[72];
-    enum server_state old, now;
+    char old[16], now[16];      /* states, or "none" / "ok" / "failed" */
     char reason[256];
 };
 
@@ -19,18 +19,25 @@ static struct event events_ring[EVENTS_MAX];
 static size_t events_next;     /* slot of the next record */
 static size_t events_total;    /* records ever made */
 
-void events_record(const struct server *srv, enum server_state old,
-                   enum server_state now, const char *reason)
+void events_note(const char *pool, const char *server, const char *old, const char *now,
+                 const char *reason)
 {
     struct event *e = &events_ring[events_next];
     clock_gettime(CLOCK_REALTIME, &e->when);
-    snprintf(e->pool, sizeof(e->pool), "%s", srv->pool->name);
-    snprintf(e->server, sizeof(e->server), "%s", srv->name);
-    e->old = old;
-    e->now = now;
+    snprintf(e->pool, sizeof(e->pool), "%s", pool);
+    snprintf(e->server, sizeof(e->server), "%s", server);
+    snprintf(e->old, sizeof(e->old), "%s", old);
+    snprintf(e->now, sizeof(e->now), "%s", now);
     snprintf(e->reason, sizeof(e->reason), "%s", reason);
     events_next = (events_next + 1) % EVENTS_MAX;
     events_total++;
+}
+
+void events_record(const struct server *srv, enum server_state old,
+                   enum server_state now, const char *reason)
+{
+    events_note(srv->pool->name, srv->name, server_state_str(old), server_state_str(now),
+                reason);
 }
 
 static const struct event *events_nth(size_t n, size_t i);
@@ -44,8 +51,8 @@ void events_show(struct buf *out, size_t n)
         const struct event *e = events_nth(n, i);
         char ts[40];
         events_ts(e, ts, sizeof(ts));
-        buf_printf(out, "%s %s/%s %s->%s %s\n", ts, e->pool, e->server,
-                   server_state_str(e->old), server_state_str(e->now), e->reason);
+        buf_printf(out, "%s %s/%s %s->%s %s\n", ts, e->pool, e->server, e->old, e->now,
+                   e->reason);
     }
 }
 
@@ -81,8 +88,7 @@ void events_write_json(struct buf *out, size_t n)
         stats_json_string(out, e->pool);
         buf_printf(out, ",\"server\":");
         stats_json_string(out, e->server);
-        buf_printf(out, ",\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
-                   server_state_str(e->old), server_state_str(e->now));
+        buf_printf(out, ",\"from\":\"%s\",\"to\":\"%s\",\"reason\":", e->old, e->now);
         stats_json_string(out, e->reason);
         buf_append(out, "}", 1);
     }

@@ -42,6 +42,7 @@ struct explain_server {
     unsigned weight;
     int up;                         /* up with a weight: takes new connections */
     int failing;                    /* a failing_server finding names it */
+    int listed;                     /* not removed (del server, discovery) */
     struct recent_sum r;
     double p50;                     /* seconds, NaN without enough samples */
     int explained;                  /* a finding above names it */
@@ -76,6 +77,8 @@ static void explain_states(struct explain_server *ss, uint32_t n, struct explain
 {
     for (uint32_t i = 0; i < n; i++) {
         struct explain_finding *f;
+        if (!ss[i].listed)
+            continue;
         switch (ss[i].state) {
         case SERVER_DOWN:
         case SERVER_MAINT:
@@ -136,6 +139,8 @@ static void explain_weights(const struct pool *pool, const struct explain_server
 static void explain_failing(struct explain_server *ss, uint32_t n, struct explain *e)
 {
     for (uint32_t i = 0; i < n; i++) {
+        if (!ss[i].listed)
+            continue;
         uint64_t failed = explain_count(&ss[i], RECENT_FAILED);
         uint64_t tries = failed + explain_count(&ss[i], RECENT_CONNS);
         uint64_t bad = explain_count(&ss[i], RECENT_5XX);
@@ -368,7 +373,7 @@ static void explain_balanced(const struct pool *pool, const struct explain_serve
 void explain_pool(struct pool *pool, unsigned nworkers, double now, struct explain *out)
 {
     memset(out, 0, sizeof(*out));
-    uint32_t n = pool->nservers;
+    uint32_t n = pool_nservers(pool);
     struct explain_server *ss = calloc(n ? n : 1, sizeof(*ss));
     if (ss == NULL) {
         struct explain_finding *f = explain_add(out, EXPLAIN_BALANCED, pool->name);
@@ -379,6 +384,7 @@ void explain_pool(struct pool *pool, unsigned nworkers, double now, struct expla
     for (uint32_t i = 0; i < n; i++) {
         const struct server *s = &pool->servers[i];
         ss[i].srv = s;
+        ss[i].listed = server_listed(s);
         ss[i].state = server_state(s);
         ss[i].weight = server_eweight(s);         /* in force, in 1/16ths */
         ss[i].up = server_available(s);

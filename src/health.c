@@ -131,6 +131,21 @@ void health_counters_cleared(struct health *h)
         memset(&h->checks[i].at_up, 0, sizeof(h->checks[i].at_up));
 }
 
+/* The check slot of <srv>: the pools' slots follow each other in config
+ * order, each pool_capacity() long, so a server added at run time has its
+ * slot waiting. */
+static struct health_check *health_slot(struct health *h, const struct server *srv)
+{
+    size_t base = 0;
+    struct config *cfg = h->config;
+    for (size_t p = 0; p < cfg->npools; p++) {
+        if (&cfg->pools[p] == srv->pool)
+            return base + srv->index < h->nchecks ? &h->checks[base + srv->index] : NULL;
+        base += pool_capacity(&cfg->pools[p]);
+    }
+    return NULL;
+}
+
 void health_result(struct health_check *c, int ok, const char *what)
 {
     int fresh = c->st.fresh;
@@ -140,11 +155,11 @@ void health_result(struct health_check *c, int ok, const char *what)
     /* a new state starts a new run of traffic failures */
     __atomic_store_n(&c->srv->passive_failures, 0, __ATOMIC_RELAXED);
     char reason[200];
-    if (ch == CHECK_WENT_UP)
+    if (fresh)
+        snprintf(reason, sizeof(reason), "%s, first check", what);
+    else if (ch == CHECK_WENT_UP)
         snprintf(reason, sizeof(reason), "%s, %u/%u", what, c->st.successes,
                  c->pool->rise);
-    else if (fresh)
-        snprintf(reason, sizeof(reason), "%s, first check", what);
     else
         snprintf(reason, sizeof(reason), "%s, %u/%u", what, c->st.failures,
                  c->pool->fall);
@@ -236,12 +251,23 @@ static void health_eject_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
     health_publish(c, "ejection over");     /* the event adds how long */
 }
 
+/* The pool's servers, those removed at run time left out. */
+static unsigned health_listed(const struct health *h, const struct pool *pool)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < h->nchecks; i++)
+        if (h->checks[i].srv != NULL && h->checks[i].pool == pool)
+            n++;
+    return n;
+}
+
 /* The pool's servers ejected now. */
 static unsigned health_ejected(const struct health *h, const struct pool *pool)
 {
     unsigned n = 0;
     for (size_t i = 0; i < h->nchecks; i++)
-        if (h->checks[i].pool == pool && h->checks[i].outlier.ejected)
+        if (h->checks[i].srv != NULL && h->checks[i].pool == pool &&
+            h->checks[i].outlier.ejected)
             n++;
     return n;
 }
@@ -258,12 +284,12 @@ static void health_outlier_check(struct health *h, struct health_check *c)
     if (c->outlier.ejected || server_state(c->srv) != SERVER_UP)
         return;
     unsigned ejected = health_ejected(h, p);
-    unsigned cap = check_outlier_cap(p->outlier_max_percent, p->nservers);
+    unsigned cap = check_outlier_cap(p->outlier_max_percent, health_listed(h, p));
     if (!check_outlier_eject(&c->outlier, ev_now(h->loop), p->outlier_ejection,
                              cap > ejected ? cap - ejected : 0)) {
         log_msg("server %s/%s: %u consecutive failures (%s), not ejected: %u of the "
                 "pool's %u servers are already, outlier_max_percent = %u", p->name,
-                c->srv->name, run, kinds, ejected, p->nservers, p->outlier_max_percent);
+                c->srv->name, run, kinds, ejected, health_listed(h, p), p->outlier_max_percent);
         return;
     }
     ev_timer_set(&c->eject, c->outlier.length, 0);
@@ -283,6 +309,8 @@ static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
     if (h == NULL)
         return;
     for (size_t i = 0; i < h->nchecks; i++) {
+        if (h->checks[i].srv == NULL)
+            continue;
         health_passive_down(&h->checks[i]);
         health_outlier_check(h, &h->checks[i]);
     }
@@ -293,14 +321,11 @@ static void health_passive_cb(struct ev_loop *loop, ev_async *w, int revents)
 void health_set_admin(struct health *h, struct server *srv, enum server_admin admin,
                       const char *why)
 {
-    for (size_t i = 0; i < h->nchecks; i++) {
-        struct health_check *c = &h->checks[i];
-        if (c->srv != srv)
-            continue;
-        c->admin = admin;
-        health_publish(c, why);
+    struct health_check *c = health_slot(h, srv);
+    if (c == NULL || c->srv != srv)
         return;
-    }
+    c->admin = admin;
+    health_publish(c, why);
 }
 
 /* ---- start / stop ------------------------------------------------------------ */
@@ -310,7 +335,7 @@ static void health_inherit(struct health_check *c, struct health *previous)
 {
     for (size_t i = 0; i < previous->nchecks; i++) {
         struct health_check *o = &previous->checks[i];
-        if (strcmp(o->pool->name, c->pool->name) != 0 ||
+        if (o->srv == NULL || strcmp(o->pool->name, c->pool->name) != 0 ||
             strcmp(o->srv->name, c->srv->name) != 0)
             continue;
         c->st = o->st;
@@ -357,13 +382,53 @@ static void health_inherit(struct health_check *c, struct health *previous)
     health_factors(c);
 }
 
+/* Sets up the checks of <srv> in slot <c> and starts them, the first
+ * ones after <spread> of an interval (a fraction: no thundering herd). */
+static void health_check_begin(struct health *h, struct health_check *c, struct pool *pool,
+                               struct server *srv, double spread, struct health *previous)
+{
+    memset(c, 0, sizeof(*c));
+    c->owner = h;
+    c->srv = srv;
+    c->pool = pool;
+    c->fd = -1;
+    c->agent.fd = -1;
+    c->agent.pct = 100;
+    check_state_init(&c->st);
+    ev_init(&c->io, health_probe_io_cb);
+    ev_init(&c->timer, health_probe_timer_cb);
+    ev_init(&c->ramp, health_ramp_cb);
+    ev_init(&c->eject, health_eject_end_cb);
+    health_probe_prepare(c);
+    if (previous != NULL)
+        health_inherit(c, previous);
+    health_agent_start(c, pool->agent_interval * spread);
+    if (pool->health == HEALTH_NONE)
+        return;
+    double delay = pool->health_interval * spread;
+    ev_timer_set(&c->timer, delay > 0 ? delay : 0.001, 0);
+    ev_timer_start(h->loop, &c->timer);
+}
+
+/* Stops everything slot <c> runs and frees its slot. */
+static void health_check_end(struct health_check *c)
+{
+    if (c->srv == NULL)
+        return;
+    health_probe_stop(c);
+    health_agent_stop(c);
+    ev_timer_stop(c->owner->loop, &c->ramp);
+    ev_timer_stop(c->owner->loop, &c->eject);
+    c->srv = NULL;
+}
+
 struct health *health_start(struct ev_loop *loop, struct config *cfg,
                             struct health *previous, char *err, size_t errlen)
 {
     struct health *h = calloc(1, sizeof(*h));
     size_t n = 0;
     for (size_t p = 0; p < cfg->npools; p++)
-        n += cfg->pools[p].nservers;
+        n += pool_capacity(&cfg->pools[p]);
     if (h == NULL || (h->checks = calloc(n ? n : 1, sizeof(*h->checks))) == NULL) {
         free(h);
         snprintf(err, errlen, "out of memory for health checks");
@@ -380,38 +445,41 @@ struct health *health_start(struct ev_loop *loop, struct config *cfg,
         __atomic_store_n(&health_passive_started, 1, __ATOMIC_RELEASE);
     }
 
-    size_t k = 0;
+    size_t base = 0;
     for (size_t p = 0; p < cfg->npools; p++) {
         struct pool *pool = &cfg->pools[p];
-        for (uint32_t i = 0; i < pool->nservers; i++, k++) {
-            struct health_check *c = &h->checks[k];
-            c->owner = h;
-            c->srv = &pool->servers[i];
-            c->pool = pool;
-            c->fd = -1;
-            c->agent.fd = -1;
-            c->agent.pct = 100;
-            check_state_init(&c->st);
-            ev_init(&c->io, health_probe_io_cb);
-            ev_init(&c->timer, health_probe_timer_cb);
-            ev_init(&c->ramp, health_ramp_cb);
-            ev_init(&c->eject, health_eject_end_cb);
-            health_probe_prepare(c);
-            if (previous != NULL)
-                health_inherit(c, previous);
-            /* First rounds spread over the interval: no thundering herd. */
-            double spread = (double)i / (pool->nservers ? pool->nservers : 1);
-            health_agent_start(c, pool->agent_interval * spread);
-            if (pool->health == HEALTH_NONE)
-                continue;
-            double delay = pool->health_interval * spread;
-            ev_timer_set(&c->timer, delay > 0 ? delay : 0.001, 0);
-            ev_timer_start(loop, &c->timer);
-        }
+        uint32_t ns = pool_nservers(pool);
+        for (uint32_t i = 0; i < ns; i++)
+            if (server_listed(&pool->servers[i]))
+                health_check_begin(h, &h->checks[base + i], pool, &pool->servers[i],
+                                   (double)i / ns, previous);
+        base += pool_capacity(pool);
     }
     h->starting = 0;
     health_current = h;
     return h;
+}
+
+void health_server_added(struct health *h, struct server *srv, const char *why)
+{
+    struct health_check *c = health_slot(h, srv);
+    if (c == NULL)
+        return;
+    health_check_end(c);                /* a slot taken again */
+    health_check_begin(h, c, srv->pool, srv, 0, NULL);
+    if (srv->pool->health != HEALTH_NONE)
+        check_state_init_added(&c->st); /* down until its first check passes */
+    health_publish(c, why);
+    if (server_state(srv) == SERVER_UP)
+        health_ramp_start(c);           /* up at once (health = none) */
+    health_factors(c);
+}
+
+void health_server_removed(struct health *h, struct server *srv)
+{
+    struct health_check *c = health_slot(h, srv);
+    if (c != NULL && c->srv == srv)
+        health_check_end(c);
 }
 
 void health_stop(struct health *h)
@@ -420,13 +488,8 @@ void health_stop(struct health *h)
         return;
     if (health_current == h)
         health_current = NULL;
-    for (size_t i = 0; i < h->nchecks; i++) {
-        struct health_check *c = &h->checks[i];
-        health_probe_stop(c);
-        health_agent_stop(c);
-        ev_timer_stop(h->loop, &c->ramp);
-        ev_timer_stop(h->loop, &c->eject);
-    }
+    for (size_t i = 0; i < h->nchecks; i++)
+        health_check_end(&h->checks[i]);
     config_unref(h->config);
     free(h->checks);
     free(h);

@@ -75,7 +75,10 @@ void history_sample(struct history *h, struct config *c, double now)
     h->samples++;
     for (size_t p = 0; p < c->npools; p++) {
         struct pool *pool = &c->pools[p];
-        for (uint32_t i = 0; i < pool->nservers; i++) {
+        uint32_t n = pool_nservers(pool);
+        for (uint32_t i = 0; i < n; i++) {
+            if (!server_listed(&pool->servers[i]))
+                continue;
             struct history_entry *e = history_get(h, pool->name, pool->servers[i].name);
             if (e == NULL)
                 continue;
@@ -119,7 +122,10 @@ void history_write_json(const struct history *h, struct config *c, struct buf *o
     int first = 1;
     for (size_t p = 0; p < c->npools; p++) {
         struct pool *pool = &c->pools[p];
-        for (uint32_t i = 0; i < pool->nservers; i++) {
+        uint32_t n = pool_nservers(pool);
+        for (uint32_t i = 0; i < n; i++) {
+            if (!server_listed(&pool->servers[i]))
+                continue;
             const struct history_entry *e = history_find(h, pool->name,
                                                          pool->servers[i].name);
             buf_printf(out, "%s{\"pool\":", first ? "" : ",");

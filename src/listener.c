@@ -134,7 +134,9 @@ struct listen_sock *listener_open_all(struct config *c, const struct listen_sock
                 if (socks[j].fd == fd)
                     taken = 0, fd = -1;
             if (fd == -1)
-                fd = net_listen(&l->binds[b], 1, LISTENER_BACKLOG, e, sizeof(e));
+                fd = net_listen(&l->binds[b], NET_LISTEN_REUSEPORT |
+                                (l->bind_freebind[b] ? NET_LISTEN_FREEBIND : 0),
+                                LISTENER_BACKLOG, e, sizeof(e));
             if (fd == -1) {
                 snprintf(err, errlen, "listener %s: %s", l->name, e);
                 /* close only what this call opened, never a taken-over fd */

@@ -24,6 +24,8 @@
 #include "stats.h"
 #include "stats_http.h"
 #include "stats_socket.h"
+#include "discover.h"
+#include "membership.h"
 #include "util.h"
 #include "worker.h"
 
@@ -84,6 +86,7 @@ static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     main_state.stopping = 1;
+    main_state.stats_ctx.stopping = 1;      /* GET /health answers 503 */
     log_msg("signal %d: stopping; open connections get up to %.1fs to finish",
             w->signum, main_state.config->global.shutdown_timeout);
     for (unsigned i = 0; i < main_state.nworkers; i++)
@@ -156,8 +159,11 @@ static void main_reload(struct main_state *m)
     main_forget_successors(old);
     for (size_t p = 0; p < next->npools; p++) {
         struct pool *was = config_find_pool(old, next->pools[p].name);
-        if (was != NULL)
-            pool_adopt(&next->pools[p], was);
+        if (was == NULL)
+            continue;
+        /* what discovery found stays while the new config looks again */
+        membership_carry(&next->pools[p], was, next->global.workers);
+        pool_adopt(&next->pools[p], was);
     }
     for (size_t l = 0; l < next->nlisteners; l++)
         for (size_t o = 0; o < old->nlisteners; o++)
@@ -183,6 +189,8 @@ static void main_reload(struct main_state *m)
     m->stats_ctx.health = health;
     m->stats_ctx.config = next;
     m->config = next;
+    if (discover_start(m->loop, next, health, err, sizeof(err)) == -1)
+        log_msg("reload: %s; the pools keep the servers they have", err);
     m->reloads++;
     for (unsigned i = 0; i < m->nworkers; i++)
         worker_reload(&m->workers[i], config_ref(next), socks[i], nsocks[i]);
@@ -350,6 +358,10 @@ static int main_run(struct config *config)
         fprintf(stderr, "tcplb: %s\n", err);
         goto fail;
     }
+    if (discover_start(m->loop, config, m->health, err, sizeof(err)) == -1) {
+        fprintf(stderr, "tcplb: %s\n", err);
+        goto fail;
+    }
     m->stats_ctx.config = config;
     m->stats_ctx.health = m->health;
     m->stats_ctx.started = ev_time();
@@ -436,6 +448,7 @@ fail:
     m->stats = NULL;
     stats_http_close(m->http);
     m->http = NULL;
+    discover_stop();
     /* after the workers are joined: none of them can wake it any more */
     health_stop(m->health);
     history_free(m->stats_ctx.history);

@@ -99,21 +99,26 @@ static void metrics_histograms(struct buf *out, const struct stats_server_view *
 
 static void metrics_servers(struct config *c, double now, struct buf *out)
 {
-    size_t n = 0;
+    size_t cap = 0;
     for (size_t p = 0; p < c->npools; p++)
-        n += c->pools[p].nservers;
-    struct stats_server_view *views = calloc(n ? n : 1, sizeof(*views));
-    char (*labels)[160] = calloc(n ? n : 1, sizeof(*labels));
+        cap += pool_capacity(&c->pools[p]);
+    struct stats_server_view *views = calloc(cap ? cap : 1, sizeof(*views));
+    char (*labels)[160] = calloc(cap ? cap : 1, sizeof(*labels));
     if (views == NULL || labels == NULL)
         goto out;
-    size_t k = 0;
-    for (size_t p = 0; p < c->npools; p++)
-        for (uint32_t i = 0; i < c->pools[p].nservers; i++, k++) {
-            stats_server_view_read(&views[k], &c->pools[p].servers[i], c->global.workers,
-                                   now);
-            snprintf(labels[k], sizeof(labels[k]), "pool=\"%s\",server=\"%s\"",
-                     c->pools[p].name, c->pools[p].servers[i].name);
+    size_t n = 0;
+    for (size_t p = 0; p < c->npools; p++) {
+        uint32_t ns = pool_nservers(&c->pools[p]);
+        for (uint32_t i = 0; i < ns && n < cap; i++) {
+            const struct server *s = &c->pools[p].servers[i];
+            if (!server_listed(s))
+                continue;
+            stats_server_view_read(&views[n], s, c->global.workers, now);
+            snprintf(labels[n], sizeof(labels[n]), "pool=\"%s\",server=\"%s\"",
+                     c->pools[p].name, s->name);
+            n++;
         }
+    }
     metrics_fields(out, stats_server_fields, stats_server_nfields, views, sizeof(*views),
                    offsetof(struct stats_server_view, t), labels, n);
     metrics_server_state(out, views, labels, n);

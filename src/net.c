@@ -29,7 +29,8 @@ static int net_parse_port(const char *text, unsigned *port)
     return 0;
 }
 
-int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t errlen)
+static int net_parse_addr_as(const char *text, struct net_addr *out, int resolve,
+                             char *err, size_t errlen)
 {
     char host[256];
     const char *port_text;
@@ -92,6 +93,10 @@ int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t err
         return 0;
     }
 
+    if (!resolve) {
+        snprintf(err, errlen, "bad address '%s': '%s' is not an IP address", text, host);
+        return -1;
+    }
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
@@ -108,6 +113,16 @@ int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t err
         sin6->sin6_port = htons((uint16_t)port);
     freeaddrinfo(res);
     return 0;
+}
+
+int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t errlen)
+{
+    return net_parse_addr_as(text, out, 1, err, errlen);
+}
+
+int net_parse_ip_addr(const char *text, struct net_addr *out, char *err, size_t errlen)
+{
+    return net_parse_addr_as(text, out, 0, err, errlen);
 }
 
 const char *net_ip_str(const struct sockaddr *sa, char *buf, size_t buflen)
@@ -155,7 +170,7 @@ int net_set_nodelay(int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int net_listen(const struct net_addr *addr, int reuseport, int backlog,
+int net_listen(const struct net_addr *addr, unsigned flags, int backlog,
                char *err, size_t errlen)
 {
     char text[NET_ADDR_STRLEN];
@@ -165,7 +180,13 @@ int net_listen(const struct net_addr *addr, int reuseport, int backlog,
         goto fail;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
         goto fail;
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+    if ((flags & NET_LISTEN_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+        goto fail;
+    if ((flags & NET_LISTEN_FREEBIND) &&
+        setsockopt(fd, addr->ss.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                   addr->ss.ss_family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND,
+                   &one, sizeof(one)) == -1)
         goto fail;
     if (addr->ss.ss_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));

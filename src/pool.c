@@ -64,7 +64,7 @@ static struct pool_actives *pool_actives_of(int32_t *counts)
 static int pool_actives_new(struct pool *p)
 {
     size_t bytes = sizeof(struct pool_actives) +
-                   ((p->nservers * sizeof(int32_t)) / CACHE_LINE + 1) * CACHE_LINE;
+                   ((p->cap_servers * sizeof(int32_t)) / CACHE_LINE + 1) * CACHE_LINE;
     struct pool_actives *a = aligned_alloc(CACHE_LINE, bytes);
     if (a == NULL)
         return -1;
@@ -127,10 +127,70 @@ void pool_set_server_factors(struct server *s, unsigned agent_pct, unsigned ramp
 
 struct server *pool_find_server(struct pool *p, const char *name)
 {
-    for (uint32_t i = 0; i < p->nservers; i++)
-        if (strcmp(p->servers[i].name, name) == 0)
+    uint32_t n = pool_nservers(p);
+    for (uint32_t i = 0; i < n; i++)
+        if (server_listed(&p->servers[i]) && strcmp(p->servers[i].name, name) == 0)
             return &p->servers[i];
     return NULL;
+}
+
+static uint64_t pool_fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static int pool_by_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct server *const *)a)->name,
+                  (*(const struct server *const *)b)->name);
+}
+
+uint64_t pool_mapping(struct pool *p)
+{
+    uint64_t h = pool_fnv(0xcbf29ce484222325ULL, p->sched->name, strlen(p->sched->name));
+    h = pool_fnv(h, &p->balance_factor, sizeof(p->balance_factor));
+    uint32_t n = pool_nservers(p), k = 0;
+    const struct server **sorted = calloc(n ? n : 1, sizeof(*sorted));
+    if (sorted == NULL)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (server_listed(&p->servers[i]))
+            sorted[k++] = &p->servers[i];
+    qsort(sorted, k, sizeof(*sorted), pool_by_name);
+    for (uint32_t i = 0; i < k; i++) {
+        const struct server *s = sorted[i];
+        unsigned st = (unsigned)server_state(s), ew = server_eweight(s);
+        h = pool_fnv(h, s->name, strlen(s->name) + 1);
+        h = pool_fnv(h, s->addr_text, strlen(s->addr_text) + 1);
+        h = pool_fnv(h, &st, sizeof(st));
+        h = pool_fnv(h, &ew, sizeof(ew));
+    }
+    free(sorted);
+    if (p->sched->mapping != NULL && p->sched_state != NULL) {
+        uint64_t t = p->sched->mapping(p->sched_state);
+        h = pool_fnv(h, &t, sizeof(t));
+    }
+    return h;
+}
+
+void pool_server_published(struct pool *p, struct server *s)
+{
+    pool_update_live_weight(s);
+    if (p->sched_state != NULL && p->sched->server_changed)
+        p->sched->server_changed(p->sched_state, p, s);
+}
+
+int pool_keep_text(struct pool *p, char *text)
+{
+    char **kept = realloc(p->kept, (p->nkept + 1) * sizeof(*kept));
+    if (kept == NULL)
+        return -1;
+    p->kept = kept;
+    kept[p->nkept++] = text;
+    return 0;
 }
 
 void pool_queue_push(struct pool *p, struct pool_queue_node *n, int at_head)
@@ -199,7 +259,8 @@ size_t pool_queue_len(struct pool *p)
 
 int pool_has_room(struct pool *p)
 {
-    for (uint32_t i = 0; i < p->nservers; i++)
+    uint32_t n = pool_nservers(p);
+    for (uint32_t i = 0; i < n; i++)
         if (server_available(&p->servers[i]) && server_has_room(&p->servers[i]))
             return 1;
     return 0;
@@ -210,7 +271,17 @@ int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
     pthread_mutex_init(&p->queue.lock, NULL);
     TAILQ_INIT(&p->queue.nodes);
     p->started = 1;
-    size_t bytes = ((p->nservers * sizeof(uint32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
+    /* the slots for servers added at run time: the array never moves
+     * again, so workers may index it while the main thread adds */
+    p->cap_servers = p->nservers + p->server_slots;
+    struct server *grown = realloc(p->servers, (p->cap_servers ? p->cap_servers : 1) *
+                                                   sizeof(*grown));
+    if (grown == NULL)
+        goto nomem;
+    p->servers = grown;
+    memset(&p->servers[p->nservers], 0,
+           (p->cap_servers - p->nservers) * sizeof(*p->servers));
+    size_t bytes = ((p->cap_servers * sizeof(uint32_t) + CACHE_LINE - 1) / CACHE_LINE + 1) *
                    CACHE_LINE;
     if (pool_actives_new(p) == -1)
         goto nomem;
@@ -244,10 +315,12 @@ nomem:
 
 void pool_adopt(struct pool *p, struct pool *old)
 {
-    int same = p->nservers == old->nservers;
+    /* sharing the actives block needs the same slots for the same servers */
+    int same = p->nservers == old->nservers && p->cap_servers == old->cap_servers;
     uint32_t *map = calloc(old->nservers ? old->nservers : 1, sizeof(*map));
     for (uint32_t i = 0; i < old->nservers; i++) {
-        struct server *mine = pool_find_server(p, old->servers[i].name);
+        struct server *mine = server_listed(&old->servers[i])
+                                  ? pool_find_server(p, old->servers[i].name) : NULL;
         if (map != NULL)
             map[i] = mine ? mine->index : CLIENT_NONE;
         if (mine == NULL || mine->index != i)
@@ -275,7 +348,8 @@ void pool_adopt(struct pool *p, struct pool *old)
 void pool_forget_successors(struct pool *p)
 {
     p->successor = NULL;
-    for (uint32_t i = 0; i < p->nservers; i++)
+    uint32_t n = pool_nservers(p);
+    for (uint32_t i = 0; i < n; i++)
         p->servers[i].successor = NULL;
 }
 
@@ -302,7 +376,13 @@ void pool_release(struct pool *p)
     free(p->servers);
     p->servers = NULL;
     p->nservers = 0;
+    for (size_t i = 0; i < p->nkept; i++)
+        free(p->kept[i]);
+    free(p->kept);
+    p->kept = NULL;
+    p->nkept = 0;
     free(p->name);
     free(p->health_path);
-    p->name = p->health_path = NULL;
+    free(p->discover);
+    p->name = p->health_path = p->discover = NULL;
 }

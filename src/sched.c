@@ -93,7 +93,7 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
                               enum sched_why *why)
 {
     *why = SCHED_WHY_NONE;
-    if (pool->nservers == 0)
+    if (pool_nservers(pool) == 0)
         return NULL;
     if (pool->persist == PERSIST_SOURCE && req->key != NULL && pool->clients != NULL) {
         uint32_t index;
@@ -103,7 +103,7 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
             : client_table_sticky(pool->clients, req->key, req->now,
                                   pool->persist_timeout, &index);
         if (found &&
-            index < pool->nservers && sched_sticky_ok(req, &pool->servers[index])) {
+            index < pool_nservers(pool) && sched_sticky_ok(req, &pool->servers[index])) {
             *why = SCHED_WHY_PERSIST;
             return &pool->servers[index];
         }
@@ -120,7 +120,7 @@ struct server *sched_pick_why(struct pool *pool, const struct sched_request *req
          * same IP claimed another server a moment ago: then join it. */
         uint32_t chosen = client_table_claim(pool->clients, req->key, s->index, req->now,
                                              pool->persist_timeout);
-        if (chosen != s->index && chosen < pool->nservers &&
+        if (chosen != s->index && chosen < pool_nservers(pool) &&
             sched_sticky_ok(req, &pool->servers[chosen])) {
             *why = SCHED_WHY_PERSIST;
             return &pool->servers[chosen];

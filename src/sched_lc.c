@@ -32,7 +32,7 @@ static struct server *lc_pick(void *state, struct pool *pool,
     int check = pool->has_maxconn || req->ntried > 0;
     int64_t best_active = 0;
     uint32_t best_weight = 0, ties = 0, best = 0;
-    for (uint32_t i = 0; i < pool->nservers; i++) {
+    for (uint32_t i = 0; i < pool_nservers(pool); i++) {
         uint32_t w = pool_live_weight(pool, i);
         if (w == 0 || (check && !sched_eligible(req, &pool->servers[i])))
             continue;
@@ -54,7 +54,7 @@ static struct server *lc_pick(void *state, struct pool *pool,
      * service does not hand its turn to its neighbour */
     uint64_t k = (req->peek ? __atomic_load_n(&lc->position, __ATOMIC_RELAXED)
                             : __atomic_fetch_add(&lc->position, 1, __ATOMIC_RELAXED)) % ties;
-    for (uint32_t i = best; i < pool->nservers; i++) {
+    for (uint32_t i = best; i < pool_nservers(pool); i++) {
         uint32_t w = pool_live_weight(pool, i);
         if (w == 0 || (check && !sched_eligible(req, &pool->servers[i])))
             continue;

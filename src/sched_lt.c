@@ -59,7 +59,7 @@ static void *lt_init(struct pool *pool)
     if (lt == NULL)
         return NULL;
     memset(lt, 0, sizeof(*lt));
-    lt->n = pool->nservers;
+    lt->n = pool_capacity(pool);
     size_t bytes = (lt->n ? lt->n : 1) * sizeof(struct lt_estimate);
     lt->est = aligned_alloc(CACHE_LINE, bytes);
     if (lt->est == NULL) {
@@ -118,7 +118,7 @@ static struct server *lt_pick(void *state, struct pool *pool,
                               const struct sched_request *req)
 {
     struct sched_lt *lt = state;
-    uint32_t n = pool->nservers < lt->n ? pool->nservers : lt->n;
+    uint32_t n = pool_nservers(pool) < lt->n ? pool_nservers(pool) : lt->n;
     if (n == 0)
         return NULL;
     double est[n];

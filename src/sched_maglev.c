@@ -11,7 +11,11 @@
  * preference order, used when its server is tried already or over the
  * balance_factor cap. Rebuilds (state or weight changes) go to the idle half
  * of a double buffer, published with one atomic store, so workers never
- * wait; a worker still reading the old half reads valid indexes at worst. */
+ * wait; a worker still reading the old half reads valid indexes at worst.
+ * Servers take their turns in the order of their names, not of their
+ * slots, so two tcplb whose servers joined in another order (discovery,
+ * add server) still build the same table; its digest is the pool's
+ * `mapping`. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,44 +30,59 @@
 #define MAGLEV_SALT_OFFSET 0x6f666673ULL
 #define MAGLEV_SALT_SKIP 0x736b6970ULL
 #define MAGLEV_SALT_CLIENT 0x636c6965ULL
+#define MAGLEV_SALT_DIGEST 0x64696765ULL
 
 struct sched_maglev {
     uint32_t published;               /* which half is live, atomic */
     uint32_t *slots[2];               /* owned: MAGLEV_SIZE server indexes */
+    uint64_t digest;                  /* of the live table, by server names; atomic */
 };
+
+static int maglev_by_name(const void *a, const void *b, void *servers)
+{
+    const struct server *s = servers;
+    return strcmp(s[*(const uint32_t *)a].name, s[*(const uint32_t *)b].name);
+}
 
 static void maglev_build(struct sched_maglev *m, struct pool *pool)
 {
     unsigned next_half = __atomic_load_n(&m->published, __ATOMIC_RELAXED) ^ 1u;
     uint32_t *slots = m->slots[next_half];
-    uint32_t n = pool->nservers;
+    uint32_t n = pool_nservers(pool);
 
     uint64_t *offset = calloc(n ? n : 1, sizeof(*offset));
     uint64_t *skip = calloc(n ? n : 1, sizeof(*skip));
     uint64_t *next = calloc(n ? n : 1, sizeof(*next));
     unsigned *weight = calloc(n ? n : 1, sizeof(*weight));
-    if (!offset || !skip || !next || !weight)
+    uint32_t *order = calloc(n ? n : 1, sizeof(*order));
+    uint64_t *name_hash = calloc(n ? n : 1, sizeof(*name_hash));
+    if (!offset || !skip || !next || !weight || !order || !name_hash)
         goto out;   /* keep the table in force rather than publish a wrong one */
 
     unsigned max_weight = 0;
+    uint32_t candidates = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct server *s = &pool->servers[i];
-        if (!server_available(s))
+        if (!server_listed(s) || !server_available(s))
             continue;
+        order[candidates++] = i;
         weight[i] = server_eweight(s);
         if (weight[i] > max_weight)
             max_weight = weight[i];
         size_t len = strlen(s->name);
         offset[i] = hash_bytes(s->name, len, MAGLEV_SALT_OFFSET) % MAGLEV_SIZE;
         skip[i] = hash_bytes(s->name, len, MAGLEV_SALT_SKIP) % (MAGLEV_SIZE - 1) + 1;
+        name_hash[i] = hash_bytes(s->name, len, MAGLEV_SALT_DIGEST);
     }
+    qsort_r(order, candidates, sizeof(*order), maglev_by_name, pool->servers);
     for (uint32_t k = 0; k < MAGLEV_SIZE; k++)
         __atomic_store_n(&slots[k], MAGLEV_EMPTY, __ATOMIC_RELAXED);
 
     if (max_weight > 0) {
         uint32_t filled = 0;
         for (uint64_t round = 0; filled < MAGLEV_SIZE; round++) {
-            for (uint32_t i = 0; i < n && filled < MAGLEV_SIZE; i++) {
+            for (uint32_t o = 0; o < candidates && filled < MAGLEV_SIZE; o++) {
+                uint32_t i = order[o];
                 if (weight[i] == 0)
                     continue;
                 /* weight w: a turn in w of every max_weight rounds */
@@ -80,12 +99,26 @@ static void maglev_build(struct sched_maglev *m, struct pool *pool)
             }
         }
     }
+    /* the digest names the servers, not their slots */
+    uint64_t d = 0xcbf29ce484222325ULL;
+    for (uint32_t k = 0; k < MAGLEV_SIZE; k++) {
+        uint32_t i = slots[k];
+        d = (d ^ (i == MAGLEV_EMPTY ? 0 : name_hash[i])) * 0x100000001b3ULL;
+    }
+    __atomic_store_n(&m->digest, d, __ATOMIC_RELAXED);
     __atomic_store_n(&m->published, next_half, __ATOMIC_RELEASE);
 out:
     free(offset);
     free(skip);
     free(next);
     free(weight);
+    free(order);
+    free(name_hash);
+}
+
+static uint64_t maglev_mapping(void *state)
+{
+    return __atomic_load_n(&((struct sched_maglev *)state)->digest, __ATOMIC_RELAXED);
 }
 
 static void *maglev_init(struct pool *pool)
@@ -155,7 +188,7 @@ static struct server *maglev_pick(void *state, struct pool *pool,
     for (uint32_t k = 0; k < MAGLEV_SIZE; k++) {
         uint32_t index = __atomic_load_n(&slots[(start + k) % MAGLEV_SIZE],
                                          __ATOMIC_RELAXED);
-        if (index >= pool->nservers)
+        if (index >= pool_nservers(pool))
             continue;
         struct server *s = &pool->servers[index];
         if (!sched_eligible(req, s))
@@ -192,5 +225,6 @@ const struct sched_ops sched_source = {
     .init = maglev_init,
     .pick = maglev_pick,
     .server_changed = maglev_server_changed,
+    .mapping = maglev_mapping,
     .free = maglev_free,
 };

@@ -27,7 +27,7 @@ struct random2_entry {
 struct sched_random2 {
     uint32_t published;                 /* which half is live, atomic */
     uint32_t len[2], total[2];          /* per half, written before publish */
-    struct random2_entry *table[2];     /* owned: nservers entries each */
+    struct random2_entry *table[2];     /* owned: pool_capacity() entries each */
 };
 
 static unsigned random2_gcd(unsigned a, unsigned b)
@@ -48,10 +48,10 @@ static void random2_build(struct sched_random2 *r, struct pool *pool)
     /* weights in force reduced by their gcd: the operator's weights, unless
      * a slow start or an agent is under way */
     unsigned g = 0;
-    for (uint32_t i = 0; i < pool->nservers; i++)
+    for (uint32_t i = 0; i < pool_nservers(pool); i++)
         if (server_available(&pool->servers[i]))
             g = random2_gcd(g, server_eweight(&pool->servers[i]));
-    for (uint32_t i = 0; i < pool->nservers; i++) {
+    for (uint32_t i = 0; i < pool_nservers(pool); i++) {
         struct server *s = &pool->servers[i];
         if (!server_available(s))
             continue;
@@ -84,7 +84,7 @@ static struct server *random2_table_draw(struct sched_random2 *r, struct pool *p
             lo = mid + 1;
     }
     uint32_t index = __atomic_load_n(&t[lo].index, __ATOMIC_RELAXED);
-    return index < pool->nservers ? &pool->servers[index] : NULL;
+    return index < pool_nservers(pool) ? &pool->servers[index] : NULL;
 }
 
 /* The slow path: a weighted draw among eligible servers by scanning, <skip>
@@ -93,7 +93,7 @@ static struct server *random2_scan_draw(struct pool *pool, const struct sched_re
                                         uint32_t seed, const struct server *skip)
 {
     uint64_t total = 0;
-    for (uint32_t i = 0; i < pool->nservers; i++) {
+    for (uint32_t i = 0; i < pool_nservers(pool); i++) {
         struct server *s = &pool->servers[i];
         if (s != skip && sched_eligible(req, s))
             total += server_eweight(s);
@@ -101,7 +101,7 @@ static struct server *random2_scan_draw(struct pool *pool, const struct sched_re
     if (total == 0)
         return NULL;
     uint64_t point = seed % total;
-    for (uint32_t i = 0; i < pool->nservers; i++) {
+    for (uint32_t i = 0; i < pool_nservers(pool); i++) {
         struct server *s = &pool->servers[i];
         if (s == skip || !sched_eligible(req, s))
             continue;
@@ -132,7 +132,7 @@ static void *random2_init(struct pool *pool)
     struct sched_random2 *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    size_t n = pool->nservers ? pool->nservers : 1;
+    size_t n = pool_capacity(pool) ? pool_capacity(pool) : 1;
     r->table[0] = calloc(n, sizeof(struct random2_entry));
     r->table[1] = calloc(n, sizeof(struct random2_entry));
     if (r->table[0] == NULL || r->table[1] == NULL) {

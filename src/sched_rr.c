@@ -38,7 +38,7 @@ static unsigned rr_gcd(unsigned a, unsigned b)
 /* Rebuilds the sequence from current states and weights. Main thread. */
 static void rr_rebuild(struct sched_rr *rr, struct pool *pool)
 {
-    uint32_t n = pool->nservers;
+    uint32_t n = pool_nservers(pool);
     unsigned g = 0;
     for (uint32_t i = 0; i < n; i++)
         if (server_available(&pool->servers[i]))
@@ -106,7 +106,7 @@ static void *rr_init(struct pool *pool)
     if (rr == NULL)
         return NULL;
     memset(rr, 0, sizeof(*rr));
-    rr->capacity = pool->nservers * SERVER_WEIGHT_MAX;
+    rr->capacity = pool_capacity(pool) * SERVER_WEIGHT_MAX;
     size_t bytes = (rr->capacity ? rr->capacity : 1) * sizeof(uint32_t);
     rr->slots[0] = malloc(bytes);
     rr->slots[1] = malloc(bytes);
@@ -135,7 +135,7 @@ static struct server *rr_pick(void *state, struct pool *pool,
             ? __atomic_load_n(&rr->position, __ATOMIC_RELAXED) + tries
             : __atomic_fetch_add(&rr->position, 1, __ATOMIC_RELAXED);
         uint32_t index = __atomic_load_n(&slots[pos % len], __ATOMIC_RELAXED);
-        if (index >= pool->nservers)
+        if (index >= pool_nservers(pool))
             continue;
         struct server *s = &pool->servers[index];
         if (sched_eligible(req, s))

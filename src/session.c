@@ -358,7 +358,7 @@ static int session_enqueue(struct session *s, int at_head)
 /* 1 if some server could take the request but for its maxconn. */
 static int session_pool_full(const struct session *s, const struct sched_request *req)
 {
-    for (uint32_t i = 0; i < s->pool->nservers; i++) {
+    for (uint32_t i = 0; i < pool_nservers(s->pool); i++) {
         const struct server *srv = &s->pool->servers[i];
         if (server_available(srv) && !server_has_room(srv) &&
             !sched_tried(req, srv->index))

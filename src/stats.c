@@ -17,13 +17,14 @@
 #include "explain.h"
 #include "health.h"
 #include "log.h"
+#include "membership.h"
 #include "scheduler.h"
 #include "stats.h"
 #include "stats_fields.h"
 #include "util.h"
 #include "worker.h"
 
-#define STATS_MAX_WORDS 8
+#define STATS_MAX_WORDS 10      /* add server POOL/NAME ADDR and four options */
 #define STATS_CLIENTS_DEFAULT 20
 #define STATS_CLIENTS_MAX 1000
 #define STATS_EVENTS_DEFAULT 50
@@ -99,7 +100,10 @@ STATS_HANDLER(stats_show_csv)
     buf_append(out, "\n", 1);
     for (size_t p = 0; p < c->npools; p++) {
         struct pool *pool = &c->pools[p];
-        for (uint32_t i = 0; i < pool->nservers; i++) {
+        uint32_t n = pool_nservers(pool);
+        for (uint32_t i = 0; i < n; i++) {
+            if (!server_listed(&pool->servers[i]))
+                continue;
             struct stats_server_view v;
             stats_server_view_read(&v, &pool->servers[i], c->global.workers, ctx->now());
             buf_printf(out, "%s,", pool->name);
@@ -127,14 +131,19 @@ void stats_write_json(struct stats_ctx *ctx, struct buf *out)
         buf_printf(out, "%s{\"name\":", p ? "," : "");
         stats_json_string(out, pool->name);
         buf_printf(out, ",\"scheduler\":\"%s\",\"servers\":[", pool->sched->name);
-        for (uint32_t i = 0; i < pool->nservers; i++) {
+        uint32_t n = pool_nservers(pool);
+        int first = 1;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!server_listed(&pool->servers[i]))
+                continue;
             struct stats_server_view v;
             stats_server_view_read(&v, &pool->servers[i], nw, ctx->now());
-            buf_printf(out, "%s{", i ? "," : "");
+            buf_printf(out, "%s{", first ? "" : ",");
+            first = 0;
             stats_fields_json(stats_server_fields, stats_server_nfields, &v, &v.t, out);
             buf_append(out, "}", 1);
         }
-        buf_printf(out, "]}");
+        buf_printf(out, "],\"mapping\":\"%016llx\"}", (unsigned long long)pool_mapping(pool));
     }
     buf_printf(out, "]}\n");
 }
@@ -176,7 +185,7 @@ void stats_write_clients_json(struct stats_ctx *ctx, struct buf *out)
                        "\"active\":%lld,\"server\":", i ? "," : "", ip,
                        (unsigned long long)top[i].recent, (unsigned long long)top[i].total,
                        (long long)top[i].active);
-            stats_json_string(out, top[i].server < pool->nservers
+            stats_json_string(out, top[i].server < pool_nservers(pool)
                                    ? pool->servers[top[i].server].name : "-");
             buf_append(out, "}", 1);
         }
@@ -255,7 +264,7 @@ STATS_HANDLER(stats_show_clients)
     for (size_t i = 0; i < got; i++) {
         char ip[64];
         const struct pool *pool = owner[i];
-        const char *server = top[i].server < pool->nservers
+        const char *server = top[i].server < pool_nservers(pool)
                            ? pool->servers[top[i].server].name : "-";
         client_key_str(&top[i].key, ip, sizeof(ip));
         if (only != NULL)
@@ -272,27 +281,20 @@ out:
     free(owner);
 }
 
+static struct pool *stats_split_ref(struct stats_ctx *ctx, const char *ref,
+                                    const char **name, struct buf *out);
+
 /* "POOL/SERVER" -> the server, or NULL with an error answer written. */
 static struct server *stats_find_server(struct stats_ctx *ctx, const char *ref,
                                         struct buf *out)
 {
-    char pool_name[80];
-    const char *slash = strchr(ref, '/');
-    size_t plen = slash ? (size_t)(slash - ref) : 0;
-    if (slash == NULL || plen == 0 || plen >= sizeof(pool_name) || slash[1] == '\0') {
-        buf_printf(out, "error: expected POOL/SERVER, got '%.64s'\n", ref);
+    const char *name;
+    struct pool *p = stats_split_ref(ctx, ref, &name, out);
+    if (p == NULL)
         return NULL;
-    }
-    memcpy(pool_name, ref, plen);
-    pool_name[plen] = '\0';
-    struct pool *p = config_find_pool(ctx->config, pool_name);
-    if (p == NULL) {
-        buf_printf(out, "error: no pool '%.64s'\n", pool_name);
-        return NULL;
-    }
-    struct server *s = pool_find_server(p, slash + 1);
+    struct server *s = pool_find_server(p, name);
     if (s == NULL)
-        buf_printf(out, "error: no server '%.64s' in pool '%s'\n", slash + 1, p->name);
+        buf_printf(out, "error: no server '%.64s' in pool '%s'\n", name, p->name);
     return s;
 }
 
@@ -310,6 +312,107 @@ STATS_HANDLER(stats_admin)
     health_set_admin(ctx->health, s, (enum server_admin)cmd->arg, why);
     buf_printf(out, "%s/%s %s\n", s->pool->name, s->name,
                server_state_str(server_state(s)));
+}
+
+/* "POOL/NAME" -> the pool and *name, or NULL with an error answer. */
+static struct pool *stats_split_ref(struct stats_ctx *ctx, const char *ref,
+                                    const char **name, struct buf *out)
+{
+    const char *slash = strchr(ref, '/');
+    if (slash == NULL || slash == ref || slash[1] == '\0') {
+        buf_printf(out, "error: expected POOL/SERVER, got '%.64s'\n", ref);
+        return NULL;
+    }
+    char pool_name[80];
+    size_t plen = (size_t)(slash - ref);
+    if (plen >= sizeof(pool_name)) {
+        buf_printf(out, "error: no pool '%.64s'\n", ref);
+        return NULL;
+    }
+    memcpy(pool_name, ref, plen);
+    pool_name[plen] = '\0';
+    struct pool *p = config_find_pool(ctx->config, pool_name);
+    if (p == NULL)
+        buf_printf(out, "error: no pool '%.64s'\n", pool_name);
+    *name = slash + 1;
+    return p;
+}
+
+STATS_HANDLER(stats_add_server)
+{
+    const char *name;
+    struct pool *p = stats_split_ref(ctx, args[0], &name, out);
+    if (p == NULL)
+        return;
+    char opts[256] = "";
+    size_t used = 0;
+    for (size_t i = 2; i < nargs; i++)
+        used += (size_t)snprintf(opts + used, used < sizeof(opts) ? sizeof(opts) - used : 0,
+                                 "%s%s", i > 2 ? " " : "", args[i]);
+    if (used >= sizeof(opts)) {
+        buf_printf(out, "error: options too long\n");
+        return;
+    }
+    char err[320];
+    struct server *s = membership_add(ctx->config, ctx->health, p, name, args[1], opts,
+                                      SERVER_FROM_SOCKET, "added from the stats socket",
+                                      ctx->now(), err, sizeof(err));
+    if (s == NULL) {
+        buf_printf(out, "error: %s\n", err);
+        return;
+    }
+    buf_printf(out, "%s/%s %s\n", p->name, s->name, server_state_str(server_state(s)));
+}
+
+STATS_HANDLER(stats_del_server)
+{
+    const char *name;
+    struct pool *p = stats_split_ref(ctx, args[0], &name, out);
+    if (p == NULL)
+        return;
+    char err[320];
+    if (membership_del(ctx->health, p, name, ctx->now(), err, sizeof(err)) == -1) {
+        buf_printf(out, "error: %s\n", err);
+        return;
+    }
+    buf_printf(out, "%s/%s deleted\n", p->name, name);
+}
+
+/* drain self / enable self: what GET /health says, for the VRRP or load
+ * balancer in front; connections are accepted and served either way. */
+STATS_HANDLER(stats_self)
+{
+    ctx->self_drained = cmd->arg;
+    log_msg("%s from the stats socket: GET /health answers %s", cmd->words,
+            cmd->arg ? "503 draining" : "from the pools again");
+    buf_printf(out, "self %s\n", cmd->arg ? "draining" : "enabled");
+}
+
+int stats_health(struct stats_ctx *ctx, struct buf *out)
+{
+    if (ctx->stopping) {
+        buf_printf(out, "stopping\n");
+        return 503;
+    }
+    if (ctx->self_drained) {
+        buf_printf(out, "draining\n");
+        return 503;
+    }
+    struct config *c = ctx->config;
+    for (size_t l = 0; l < c->nlisteners; l++) {
+        struct pool *p = c->listeners[l].pool;
+        int up = 0;
+        uint32_t n = pool_nservers(p);
+        for (uint32_t i = 0; i < n && !up; i++)
+            up = server_listed(&p->servers[i]) && server_available(&p->servers[i]);
+        if (!up) {
+            buf_printf(out, "no server up in pool %s (listener %s)\n", p->name,
+                       c->listeners[l].name);
+            return 503;
+        }
+    }
+    buf_printf(out, "ok\n");
+    return 200;
 }
 
 STATS_HANDLER(stats_set_weight)
@@ -338,7 +441,7 @@ STATS_HANDLER(stats_clear_counters)
     unsigned nw = c->global.workers;
     for (size_t p = 0; p < c->npools; p++) {
         struct pool *pool = &c->pools[p];
-        for (uint32_t i = 0; i < pool->nservers; i++)
+        for (uint32_t i = 0; i < pool_nservers(pool); i++)
             counters_server_clear(pool->servers[i].counters, nw);
         client_table_clear(pool->clients);
     }
@@ -380,7 +483,7 @@ STATS_HANDLER(stats_which)
     uint32_t index;
     if (pool->persist == PERSIST_SOURCE && pool->clients != NULL &&
         client_table_peek(pool->clients, &key, req.now, pool->persist_timeout, &index) &&
-        index < pool->nservers && (s == NULL || index != s->index)) {
+        index < pool_nservers(pool) && (s == NULL || index != s->index)) {
         const struct server *was = &pool->servers[index];
         buf_printf(out, " (remembered on %s, which is %s%s)", was->name,
                    server_state_str(server_state(was)),
@@ -444,6 +547,13 @@ static const struct stats_command stats_commands[] = {
       stats_clear_counters, 0 },
     { "explain", "POOL", 1, 1, "why the pool's load is what it is: findings and a verdict",
       stats_explain, 0 },
+    { "add server", "POOL/NAME ADDR [OPTION ...]", 2, 6,
+      "a new server (until reload); down until its check passes", stats_add_server, 0 },
+    { "del server", "POOL/NAME", 1, 1, "removes a server in maint with no connection",
+      stats_del_server, 0 },
+    { "drain self", "", 0, 0, "GET /health answers 503 draining; traffic goes on",
+      stats_self, 1 },
+    { "enable self", "", 0, 0, "GET /health answers from the pools again", stats_self, 0 },
 };
 
 STATS_HANDLER(stats_help)

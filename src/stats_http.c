@@ -97,19 +97,22 @@ static void stats_http_events(struct stats_ctx *ctx, struct buf *out)
     events_write_json(out, 20);
 }
 
-/* What stats_http serves: one row per path. */
+/* What stats_http serves: one row per path. A row's write() gives a 200;
+ * answer(), for a path whose status says something, gives its own. */
 static const struct {
     const char *path, *type;
     void (*write)(struct stats_ctx *ctx, struct buf *out);
+    int (*answer)(struct stats_ctx *ctx, struct buf *out);
 } stats_http_routes[] = {
-    { "/metrics", "text/plain; version=0.0.4; charset=utf-8", metrics_write },
-    { "/stats.json", "application/json", stats_write_json },
-    { "/explain.json", "application/json", stats_write_explain_json },
-    { "/clients.json", "application/json", stats_write_clients_json },
-    { "/history.json", "application/json", stats_http_history },
-    { "/events.json", "application/json", stats_http_events },
-    { "/", "text/html; charset=utf-8", stats_http_page },
-    { "/index.html", "text/html; charset=utf-8", stats_http_page },
+    { "/health", "text/plain; charset=utf-8", NULL, stats_health },
+    { "/metrics", "text/plain; version=0.0.4; charset=utf-8", metrics_write, NULL },
+    { "/stats.json", "application/json", stats_write_json, NULL },
+    { "/explain.json", "application/json", stats_write_explain_json, NULL },
+    { "/clients.json", "application/json", stats_write_clients_json, NULL },
+    { "/history.json", "application/json", stats_http_history, NULL },
+    { "/events.json", "application/json", stats_http_events, NULL },
+    { "/", "text/html; charset=utf-8", stats_http_page, NULL },
+    { "/index.html", "text/html; charset=utf-8", stats_http_page, NULL },
 };
 
 /* Routes a complete request head. */
@@ -135,9 +138,14 @@ static void stats_http_route(struct stats_http_client *c)
         if (strcmp(target, stats_http_routes[i].path) != 0)
             continue;
         struct buf body = { 0 };
-        stats_http_routes[i].write(c->owner->ctx, &body);
-        stats_http_respond(c, 200, "OK", stats_http_routes[i].type,
-                           body.data ? body.data : "", body.len, head_only);
+        int status = 200;
+        if (stats_http_routes[i].answer != NULL)
+            status = stats_http_routes[i].answer(c->owner->ctx, &body);
+        else
+            stats_http_routes[i].write(c->owner->ctx, &body);
+        stats_http_respond(c, status, status == 200 ? "OK" : "Service Unavailable",
+                           stats_http_routes[i].type, body.data ? body.data : "",
+                           body.len, head_only);
         buf_free(&body);
         return;
     }

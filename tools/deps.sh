@@ -21,6 +21,8 @@ pkg-config --exists inih 2>/dev/null || want_pkg libinih-dev
 if ! pkg-config --exists http-parser 2>/dev/null && [ ! -f /usr/include/http_parser.h ]; then
     want_pkg libhttp-parser-dev
 fi
+# c-ares, the asynchronous DNS resolver of `discover`
+pkg-config --exists libcares 2>/dev/null || want_pkg libc-ares-dev
 if [ "${1:-}" = "test" ]; then
     pkg-config --exists cmocka 2>/dev/null || want_pkg libcmocka-dev
     # tests/integration/test_page.py renders the stats page in it
@@ -29,6 +31,11 @@ if [ "${1:-}" = "test" ]; then
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want_pkg nginx
     command -v php-fpm8.2 >/dev/null 2>&1 || ls /usr/sbin/php-fpm* >/dev/null 2>&1 ||
         want_pkg php-fpm
+    # tests/integration/test_discover.py serves the records it changes
+    command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || want_pkg dnsmasq-base
+    # tests/integration/test_keepalived.py: two instances behind a VRRP address
+    command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || want_pkg keepalived
+    command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || want_pkg iproute2
 fi
 
 [ -z "$missing" ] && exit 0

@@ -323,7 +323,7 @@ static void test_missing_arguments_answer_the_usage(void **state)
 static void test_help_tolerates_spaces_and_cr(void **state)
 {
     struct fixture *f = *state;
-    char help[1024];
+    char help[4096];
     snprintf(help, sizeof(help), "%s", run(f, "help"));
     assert_string_equal(run(f, "  help\t"), help);
     assert_string_equal(run(f, "help\r"), help);
