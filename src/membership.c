@@ -92,11 +92,12 @@ static int membership_fill(struct pool *pool, struct server *s, const struct ser
     __atomic_store_n(&s->state, (int)state, __ATOMIC_RELEASE);
     if (s->maxconn > 0)
         pool->has_maxconn = 1;
-    pool_server_published(pool, s);
+    /* listed first, so that the scheduler's rebuild counts it */
     if (fresh)
         __atomic_store_n(&pool->nservers, s->index + 1, __ATOMIC_RELEASE);
     else
         __atomic_store_n(&s->removed, 0, __ATOMIC_RELEASE);
+    pool_server_published(pool, s);
     return 0;
 }
 

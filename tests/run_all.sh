@@ -24,7 +24,9 @@ suite() {
 }
 
 suite unit sh tests/run_unit.sh "$build"
-suite integration python3 tests/integration/run.py --build "$build"
+# two processes: the tests wait on sockets and timers far more than they
+# compute (run.py -j; the lab and keepalived tests still run alone)
+suite integration python3 tests/integration/run.py --build "$build" -j 2
 suite chaos python3 tests/integration/run.py --build "$build" --dir tests/chaos
 # tests/scale: 9,000 connections and a 60 s soak (about 80 s)
 suite scale python3 tests/integration/run.py --build "$build" --dir tests/scale

@@ -1,6 +1,7 @@
 """tools/logreport on a synthetic access log with known counts, and on a
 real tcplb's log; tools/tcplbctl against a running tcplb: the show stat
-table, pass-through commands, exit codes and the `top` view."""
+table, pass-through commands, exit codes and the `top` view; with two
+tcplb instances, the merged show stat, `agree` and per-instance answers."""
 
 import csv
 import datetime
@@ -483,6 +484,307 @@ class TcplbctlTest(harness.TcplbTestCase):
         self.assertGreaterEqual(out.count(b'tcplb top'), 2, out)
         self.assertEqual(out.count(b'\x1b[H\x1b[2J'), out.count(b'tcplb top'))
         self.assertEqual(rc, 0)
+
+
+# ---------------------------------------------------------------- tcplbctl, several instances
+
+def load_tcplbctl():
+    """tools/tcplbctl as a module (its sample IPs are checked against
+    tcplb directly)."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader('tcplbctl_under_test',
+                                                  TCPLBCTL)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def which_many(lb, pool, ips):
+    """{ip: answer line} of `which POOL IP` for each ip, over one
+    connection."""
+    text = lb.stats_raw(''.join('which %s %s\n' % (pool, ip) for ip in ips))
+    answers = text.split('\n\n')[:len(ips)]
+    assert len(answers) == len(ips), text[-500:]
+    return dict(zip(ips, answers))
+
+
+class TcplbctlSeveralTest(harness.TcplbTestCase):
+    """Two tcplb instances with the same pool p (scheduler = source, servers
+    a, b, c), named one and two: -s NAME=PATH repeated."""
+
+    def setUp(self):
+        super().setUp()
+        self.backends = [self.backend(harness.HttpBackend, n) for n in 'abc']
+        self.lbs, self.ports, self.socks = [], [], []
+        for name in ('one', 'two'):
+            d = os.path.join(self.tmp, name)
+            os.mkdir(d)
+            cfg = harness.Config(d, workers=2)
+            self.ports.append(cfg.listener('web', pool='p', mode='http'))
+            cfg.pool('p', list(zip('abc', self.backends)), scheduler='source')
+            self.socks.append(cfg.stats_socket)
+            self.lbs.append(self.tcplb(cfg))
+
+    def ctl(self, *args, socks=None, env=None):
+        socks = socks if socks is not None else [
+            'one=' + self.socks[0], 'two=' + self.socks[1]]
+        pre = []
+        for s in socks:
+            pre += ['-s', s]
+        return run_tool(TCPLBCTL, pre + list(args), env=env)
+
+    def mapping(self, lb):
+        return [p for p in lb.stats_json()['pools'] if p['name'] == 'p'][0]['mapping']
+
+    def agree_lines(self, out):
+        """(mappings {instance: digest}, differing {ip: [answer per
+        instance]}, summary line) from agree's output."""
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ['instance', 'mapping'], out)
+        mappings = {}
+        i = 1
+        while lines[i].split()[0] in ('one', 'two'):
+            name, digest = lines[i].split()
+            mappings[name] = digest
+            i += 1
+        self.assertTrue(lines[i].startswith('mapping: '), out)
+        differ = {}
+        rest = [l for l in lines[i + 1:-1] if l]
+        if rest:
+            header = rest[0]
+            self.assertEqual(header.split(), ['ip', 'one', 'two'], out)
+            col_two = header.index('two')
+            col_one = header.index('one')
+            for line in rest[1:]:
+                differ[line.split()[0]] = [line[col_one:col_two].strip(),
+                                           line[col_two:].strip()]
+        return mappings, differ, lines[-1]
+
+    def test_agree_same_pool_all_1000_placed_alike(self):
+        r = self.ctl('agree', 'p')
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        mappings, differ, summary = self.agree_lines(r.stdout)
+        self.assertEqual(summary,
+                         'agree: 1000 of 1000 IPs placed alike by 2 instances')
+        self.assertEqual(differ, {})
+        digest = self.mapping(self.lbs[0])
+        self.assertRegex(digest, '^[0-9a-f]{16}$')
+        self.assertEqual(mappings, {'one': digest, 'two': self.mapping(self.lbs[1])})
+        self.assertEqual(mappings['one'], mappings['two'])
+        self.assertIn('mapping: equal on all 2 instances', r.stdout)
+
+    def test_sample_ips_are_deterministic_spread_and_mixed(self):
+        ctl = load_tcplbctl()
+        ips = ctl.ctl_sample_ips(1000)
+        self.assertEqual(ips, ctl.ctl_sample_ips(1000))
+        self.assertEqual(len(set(ips)), 1000)
+        v6 = [ip for ip in ips if ':' in ip]
+        self.assertEqual(len(v6), 8)
+        firsts = {int(ip.split('.')[0]) for ip in ips if ':' not in ip}
+        self.assertGreater(len(firsts), 240)         # over all of IPv4
+        lasts = {ip.split('.')[3] for ip in ips if ':' not in ip}
+        self.assertGreater(len(lasts), 200)
+
+    def test_agree_after_a_weight_change_lists_exactly_the_ips_that_differ(self):
+        r = run_tool(TCPLBCTL, ['-s', self.socks[0], 'set', 'weight', 'p/a', '3'])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl('agree', 'p')
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        mappings, differ, summary = self.agree_lines(r.stdout)
+        self.assertNotEqual(mappings['one'], mappings['two'])
+        self.assertEqual(mappings['one'], self.mapping(self.lbs[0]))
+        self.assertIn('mapping: 2 different digests', r.stdout)
+        # The same IPs asked of tcplb directly: exactly those differ.
+        ips = load_tcplbctl().ctl_sample_ips(1000)
+        one = which_many(self.lbs[0], 'p', ips)
+        two = which_many(self.lbs[1], 'p', ips)
+        want = {ip: [one[ip], two[ip]] for ip in ips
+                if one[ip].split()[0] != two[ip].split()[0]}
+        self.assertGreater(len(want), 0)
+        self.assertEqual(differ, want)
+        self.assertEqual(summary, 'agree: %d of 1000 IPs placed alike by 2 '
+                                  'instances, %d differ'
+                         % (1000 - len(want), len(want)))
+
+    def test_agree_on_explicit_ips(self):
+        r = self.ctl('agree', 'p', '10.1.2.3', '192.0.2.7', '2001:db8::1',
+                     '10.1.2.3')
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         'agree: 3 of 3 IPs placed alike by 2 instances')
+        self.lbs[1].stats('set weight p/b 4')
+        ips = load_tcplbctl().ctl_sample_ips(200)
+        one = which_many(self.lbs[0], 'p', ips)
+        two = which_many(self.lbs[1], 'p', ips)
+        same = [ip for ip in ips if one[ip].split()[0] == two[ip].split()[0]]
+        moved = [ip for ip in ips if one[ip].split()[0] != two[ip].split()[0]]
+        self.assertTrue(same and moved)
+        r = self.ctl('agree', 'p', same[0], moved[0], same[1])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        _, differ, summary = self.agree_lines(r.stdout)
+        self.assertEqual(differ, {moved[0]: [one[moved[0]], two[moved[0]]]})
+        self.assertEqual(summary, 'agree: 2 of 3 IPs placed alike by 2 '
+                                  'instances, 1 differ')
+
+    def test_agree_errors_exit_2_and_bad_usage_64(self):
+        r = self.ctl('agree', 'nosuch')
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("error: no pool 'nosuch'", r.stderr)
+        self.assertEqual(r.stdout, '')
+        missing = os.path.join(self.tmp, 'missing.sock')
+        r = self.ctl('agree', 'p', socks=['one=' + self.socks[0], missing])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(missing, r.stderr)
+        self.assertEqual(r.stdout, '')
+        for args in (['agree'], ['agree', 'p', 'not-an-ip'],
+                     ['agree', 'p', '-n', '0']):
+            r = self.ctl(*args)
+            self.assertEqual(r.returncode, 64, (args, r.stdout, r.stderr))
+        r = self.ctl('agree', 'p', socks=['x=' + self.socks[0],
+                                          'x=' + self.socks[1]])
+        self.assertEqual(r.returncode, 64, r.stderr)
+        self.assertIn('given twice', r.stderr)
+
+    def stat_rows(self, out):
+        """[(instance, pool, server, {column: cell})] of the merged table."""
+        lines = out.splitlines()
+        header = lines[0].split()
+        rows = []
+        for line in lines[1:]:
+            if not line.strip():
+                continue
+            cells = line.split()
+            self.assertEqual(len(cells), len(header), line)
+            row = dict(zip(header, cells))
+            rows.append((row['instance'], row['pool'], row['server'], row))
+        return header, rows
+
+    def test_show_stat_merged_with_instance_column_and_exact_sums(self):
+        hot = harness.client_ip(0)
+        server = self.lbs[0].stats('which p %s' % hot).split()[0]
+        self.assertEqual(self.lbs[1].stats('which p %s' % hot).split()[0], server)
+        for port, n in zip(self.ports, (4, 6)):
+            for _ in range(n):
+                self.assertEqual(harness.http_request(port, source=hot).status, 200)
+        js = []
+        for lb, n in zip(self.lbs, (4, 6)):
+            def settled(j, n=n):
+                return sum(s['total'] for s in j['pools'][0]['servers']) == n
+            js.append(self.settled_stats(lb, settled))
+        r = self.ctl('show', 'stat')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        header, rows = self.stat_rows(r.stdout)
+        want = harness.STAT_CSV_HEADER[2:].split(',')
+        self.assertEqual(header[:1 + len(want)], ['instance'] + want)
+        self.assertEqual(header[-1], 'share')
+        # Grouped by server: one, two, then the sum row.
+        self.assertEqual([(i, s) for i, _, s, _ in rows],
+                         [(i, s) for s in 'abc' for i in ('one', 'two', '*')])
+        by = {(i, s): row for i, _, s, row in rows}
+        for name in 'abc':
+            a = harness.find_server(js[0], 'p', name)
+            b = harness.find_server(js[1], 'p', name)
+            self.assertEqual(by[('one', name)]['total'], str(a['total']))
+            self.assertEqual(by[('two', name)]['total'], str(b['total']))
+            total = by[('*', name)]
+            for col in ('total', 'failed', 'bytes_in', 'bytes_out',
+                        'requests', 'active'):
+                self.assertEqual(total[col], str(a[col] + b[col]), (col, r.stdout))
+            self.assertEqual((total['state'], total['weight']), ('up', '1'))
+        self.assertEqual(by[('*', server)]['total'], '10', r.stdout)
+        self.assertEqual(by[('*', server)]['requests'], '10', r.stdout)
+        self.assertEqual(by[('one', server)]['total'], '4')
+        self.assertEqual(by[('two', server)]['total'], '6')
+        self.assertEqual(by[('*', server)]['share'], '100.0%')
+        for name in set('abc') - {server}:
+            self.assertEqual(by[('*', name)]['total'], '0')
+        # Numbers right aligned: every row's total ends in the same column.
+        lines = r.stdout.splitlines()
+        col = lines[0].index('total') + len('total')
+        for line in lines[1:]:
+            self.assertTrue(line[col - 1].isdigit(), r.stdout)
+        # What differs between the instances is joined on the sum row.
+        self.lbs[0].stats('disable server p/c')
+        self.lbs[1].stats('set weight p/b 3')
+        _, rows = self.stat_rows(self.ctl('show', 'stat').stdout)
+        by = {(i, s): row for i, _, s, row in rows}
+        self.assertEqual(by[('*', 'c')]['state'], 'maint|up')
+        self.assertEqual(by[('*', 'b')]['weight'], '1|3')
+        self.assertEqual(by[('*', 'a')]['weight'], '1')
+        # --raw: one CSV with an instance column and no sum rows.
+        raw = self.ctl('show', 'stat', '--raw')
+        self.assertEqual(raw.returncode, 0, raw.stderr)
+        lines = raw.stdout.splitlines()
+        self.assertEqual(lines[0], '# instance,' + harness.STAT_CSV_HEADER[2:])
+        self.assertEqual([l.split(',')[:3] for l in lines[1:]],
+                         [[i, 'p', s] for i in ('one', 'two') for s in 'abc'])
+
+    def test_show_stat_with_an_unreachable_instance_shows_the_rest_and_exits_2(self):
+        missing = os.path.join(self.tmp, 'missing.sock')
+        r = self.ctl('show', 'stat', socks=['one=' + self.socks[0], missing])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(missing, r.stderr)
+        _, rows = self.stat_rows(r.stdout)
+        self.assertEqual([(i, s) for i, _, s, _ in rows],
+                         [(i, s) for s in 'abc' for i in ('one', '*')])
+
+    def test_other_commands_go_to_each_instance_under_a_header(self):
+        r = self.ctl('show', 'info')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], '== one ==')
+        self.assertIn('== two ==', lines)
+        two = lines.index('== two ==')
+        self.assertEqual(lines[two - 1], '')
+        pids = [l for l in lines if l.startswith('pid: ')]
+        self.assertEqual(pids, ['pid: %d' % self.lbs[0].pid,
+                                'pid: %d' % self.lbs[1].pid])
+        r = self.ctl('set', 'weight', 'p/a', '2')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for lb in self.lbs:
+            self.assertEqual(harness.find_server(lb.stats_json(), 'p', 'a')['weight'], 2)
+        r = self.ctl('disable', 'server', 'p/nosuch')
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stderr.count('error:'), 2, r.stderr)
+        missing = os.path.join(self.tmp, 'missing.sock')
+        r = self.ctl('show', 'info', socks=[missing, 'two=' + self.socks[1]])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('== %s ==' % missing, r.stdout)
+        self.assertIn('pid: %d' % self.lbs[1].pid, r.stdout)
+        r = self.ctl('top', '-n', '1')
+        self.assertEqual(r.returncode, 64, r.stderr)
+        self.assertIn('one instance', r.stderr)
+
+    def test_one_socket_works_as_before(self):
+        path = self.socks[0]
+        plain = run_tool(TCPLBCTL, ['-s', path, 'show', 'stat'])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        header = plain.stdout.splitlines()[0].split()
+        self.assertEqual(header[0], 'pool')
+        self.assertNotIn('instance', header)
+        self.assertNotIn('*', plain.stdout)
+        named = run_tool(TCPLBCTL, ['-s', 'one=' + path, 'show', 'stat'])
+        env = run_tool(TCPLBCTL, ['show', 'stat'], env={'TCPLB_SOCKET': path})
+        self.assertEqual(named.stdout, plain.stdout)
+        self.assertEqual(env.stdout, plain.stdout)
+        info = run_tool(TCPLBCTL, ['-s', path, 'show', 'info'])
+        self.assertEqual(info.returncode, 0, info.stderr)
+        self.assertNotIn('==', info.stdout)
+        self.assertTrue(info.stdout.startswith('version: '), info.stdout)
+        raw = run_tool(TCPLBCTL, ['-s', path, 'show', 'stat', '--raw'])
+        self.assertTrue(raw.stdout.startswith('# pool,'), raw.stdout)
+        top = run_tool(TCPLBCTL, ['-s', 'one=' + path, 'top', '-n', '1',
+                                  '-i', '0.1'])
+        self.assertEqual(top.returncode, 0, top.stderr)
+        self.assertIn('p/a', top.stdout)
+        # agree with one instance: the pool's digest, nothing to differ.
+        r = run_tool(TCPLBCTL, ['-s', path, 'agree', 'p', '-n', '50'])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(self.mapping(self.lbs[0]), r.stdout)
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         'agree: 50 of 50 IPs placed alike by 1 instance')
 
 
 # ---------------------------------------------------------------- both
