@@ -134,7 +134,7 @@ lab: test-deps all
 # coverage in tests/fuzz/corpus/ (at most ~50 files a target). fuzz-replay,
 # run by `make test`: every kept input once through gcc builds of the same
 # targets (with the ASan flags when BUILD=build-asan).
-FUZZ_TARGETS ?= config stats proxy http_check http_obs agent
+FUZZ_TARGETS ?= config stats proxy http_check http_obs agent dns
 FUZZ_SECONDS ?= 60
 FUZZ_MAIN    ?= tests/fuzz/replay_main.c
 FUZZ_BINS    := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))

@@ -40,6 +40,9 @@ int net_parse_addr(const char *text, struct net_addr *out, char *err, size_t err
  * what runs on an event loop (add server, discovery's answers). */
 int net_parse_ip_addr(const char *text, struct net_addr *out, char *err, size_t errlen);
 
+/* A port: 1-65535, digits only (no sign, no blank). 0 or -1. */
+int net_parse_port(const char *text, unsigned *port);
+
 /* Writes "a.b.c.d:port" or "[v6]:port" into buf (NET_ADDR_STRLEN bytes). */
 const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t buflen);
 

@@ -45,10 +45,9 @@ int discover_parse_spec(const char *text, struct discover_spec *out, char *err,
         return 0;
     }
     const char *colon = strrchr(text, ':');
-    char *end = NULL;
-    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-    if (colon == NULL || colon == text || end == colon + 1 || *end != '\0' || port == 0 ||
-        port > 65535 || (size_t)(colon - text) > DISCOVER_NAME_MAX) {
+    unsigned port = 0;
+    if (colon == NULL || colon == text || net_parse_port(colon + 1, &port) == -1 ||
+        (size_t)(colon - text) > DISCOVER_NAME_MAX) {
         snprintf(err, errlen, "discover: expected HOST:PORT or srv:_SERVICE._PROTO.NAME, "
                  "got '%s'", text);
         return -1;
@@ -60,7 +59,7 @@ int discover_parse_spec(const char *text, struct discover_spec *out, char *err,
         return -1;
     }
     out->kind = DISCOVER_HOST;
-    out->port = (unsigned)port;
+    out->port = port;
     return 0;
 }
 
@@ -84,7 +83,7 @@ int discover_parse_resolvers(const char *text, char *out, size_t outlen, char *e
         memcpy(word, p, len);
         word[len] = '\0';
         p += len;
-        unsigned long port = 53;
+        unsigned port = 53;
         const char *port_text = NULL;
         if (word[0] == '[') {
             char *close = strchr(word, ']');
@@ -109,13 +108,9 @@ int discover_parse_resolvers(const char *text, char *out, size_t outlen, char *e
             }
             snprintf(host, sizeof(host), "%s", word);
         }
-        if (port_text != NULL) {
-            char *end;
-            port = strtoul(port_text, &end, 10);
-            if (*port_text == '\0' || *end != '\0' || port == 0 || port > 65535) {
-                snprintf(err, errlen, "resolvers: bad port in '%s'", word);
-                return -1;
-            }
+        if (port_text != NULL && net_parse_port(port_text, &port) == -1) {
+            snprintf(err, errlen, "resolvers: bad port in '%s'", word);
+            return -1;
         }
         unsigned char buf[16];
         int v6 = inet_pton(AF_INET6, host, buf) == 1;
@@ -123,7 +118,7 @@ int discover_parse_resolvers(const char *text, char *out, size_t outlen, char *e
             snprintf(err, errlen, "resolvers: '%s' is not an IP address", host);
             return -1;
         }
-        int n = snprintf(out + used, outlen - used, "%s%s%s%s:%lu", used ? "," : "",
+        int n = snprintf(out + used, outlen - used, "%s%s%s%s:%u", used ? "," : "",
                          v6 ? "[" : "", host, v6 ? "]" : "", port);
         if (n < 0 || (size_t)n >= outlen - used) {
             snprintf(err, errlen, "resolvers: too many name servers");
@@ -151,8 +146,10 @@ int discover_parse_srv(const unsigned char *abuf, int alen, struct discover_srv 
     for (struct ares_srv_reply *r = list; r != NULL; r = r->next)
         if (r->port > 0 && discover_valid_name(r->host) && r->priority < best)
             best = r->priority;
+    /* the scale comes from the records kept, not from those dropped */
     for (struct ares_srv_reply *r = list; r != NULL; r = r->next)
-        if (r->priority == best && r->weight > heaviest)
+        if (r->priority == best && r->port > 0 && discover_valid_name(r->host) &&
+            r->weight > heaviest)
             heaviest = r->weight;
     size_t n = 0;
     for (struct ares_srv_reply *r = list; r != NULL && n < max; r = r->next) {
@@ -192,7 +189,7 @@ int discover_parse_addrs(const unsigned char *abuf, int alen, int type, unsigned
                          unsigned weight, struct membership_entry *set, size_t *n,
                          size_t max)
 {
-    enum { RECORDS = 64 };
+    enum { RECORDS = DISCOVER_MAX };
     int count = RECORDS;
     struct net_addr a;
     if (type == T_A) {
@@ -230,6 +227,15 @@ int discover_parse_addrs(const unsigned char *abuf, int alen, int type, unsigned
 
 /* ---- the lookups ------------------------------------------------------------------ */
 
+#define DISCOVER_SOCKS 32
+#define DISCOVER_SRV_TARGETS 64
+
+/* A name a round looks up addresses of (the host, or one SRV target). */
+struct discover_name {
+    int answered;               /* some query of it found an address */
+    int failed;                 /* some query of it failed (not "no record") */
+};
+
 /* One pool's discovery. */
 struct discover_pool {
     struct pool *pool;
@@ -241,6 +247,8 @@ struct discover_pool {
     size_t n;
     int error;                  /* first ares status of the round, 0: none */
     int srv_failed;             /* the SRV query itself failed */
+    struct discover_name names[DISCOVER_SRV_TARGETS];
+    unsigned nnames;
     int failing;                /* the last round found nothing */
 };
 
@@ -250,6 +258,7 @@ struct discover_query {
     unsigned generation;
     int type;                   /* T_A, T_AAAA or T_SRV */
     unsigned port, weight;
+    unsigned name;              /* in dp->names, for address queries */
 };
 
 /* A socket c-ares asked to watch. */
@@ -258,8 +267,6 @@ struct discover_sock {
     int used;
 };
 
-#define DISCOVER_SOCKS 32
-#define DISCOVER_SRV_TARGETS 64
 
 static struct {
     struct ev_loop *loop;
@@ -335,16 +342,28 @@ static void discover_sock_state_cb(void *data, ares_socket_t fd, int readable, i
 }
 
 static void discover_query(struct discover_pool *dp, const char *name, int type,
-                           unsigned port, unsigned weight);
+                           unsigned port, unsigned weight, unsigned index);
+
+/* A round's answer is whole when every name it looked up answered with an
+ * address or said it has none; a name whose queries only failed (a timeout,
+ * a refusal) leaves the round partial, and a partial round changes nothing.
+ * One family may fail while the other answers: many name servers refuse
+ * AAAA for a name they hold only an A record for. */
+static int discover_round_whole(const struct discover_pool *dp)
+{
+    if (dp->srv_failed || dp->n == 0)
+        return 0;
+    for (unsigned i = 0; i < dp->nnames; i++)
+        if (dp->names[i].failed && !dp->names[i].answered)
+            return 0;
+    return 1;
+}
 
 static void discover_round_done(struct discover_pool *dp)
 {
     double now = ev_now(dsc.loop);
     struct pool *pool = dp->pool;
-    /* no address, or no SRV answer: keep what we have. An address query
-     * may fail while the other family answers (many name servers refuse
-     * AAAA for a name they only have an A record for). */
-    if (dp->n == 0 || dp->srv_failed) {
+    if (!discover_round_whole(dp)) {
         unsigned have = 0;
         uint32_t ns = pool_nservers(pool);
         for (uint32_t i = 0; i < ns; i++)
@@ -391,16 +410,28 @@ static void discover_answer_cb(void *arg, int status, int timeouts, unsigned cha
         int k = discover_parse_srv(abuf, alen, srv, DISCOVER_SRV_TARGETS);
         if (k < 0 && dp->error == 0)
             dp->error = ARES_EBADRESP;
-        for (int i = 0; i < k; i++) {
-            discover_query(dp, srv[i].target, T_A, srv[i].port, srv[i].weight);
-            discover_query(dp, srv[i].target, T_AAAA, srv[i].port, srv[i].weight);
+        for (int i = 0; i < k && dp->nnames < DISCOVER_SRV_TARGETS; i++) {
+            unsigned idx = dp->nnames++;
+            dp->names[idx] = (struct discover_name){ 0, 0 };
+            discover_query(dp, srv[i].target, T_A, srv[i].port, srv[i].weight, idx);
+            discover_query(dp, srv[i].target, T_AAAA, srv[i].port, srv[i].weight, idx);
         }
     } else if (status == ARES_SUCCESS) {
-        if (discover_parse_addrs(abuf, alen, q->type, q->port, q->weight, dp->set, &dp->n,
-                                 DISCOVER_MAX) < 0 && dp->error == 0)
-            dp->error = ARES_EBADRESP;
-    } else if (status != ARES_ENODATA && dp->error == 0) {
-        dp->error = status;     /* no AAAA (or no A) record is no failure */
+        size_t before = dp->n;
+        int records = discover_parse_addrs(abuf, alen, q->type, q->port, q->weight,
+                                           dp->set, &dp->n, DISCOVER_MAX);
+        if (records < 0) {
+            dp->names[q->name].failed = 1;
+            if (dp->error == 0)
+                dp->error = ARES_EBADRESP;
+        } else if (records > 0 || dp->n > before) {
+            dp->names[q->name].answered = 1;
+        }
+    } else if (status != ARES_ENODATA) {
+        if (q->type != T_SRV)
+            dp->names[q->name].failed = 1;  /* "no such record" is an answer */
+        if (dp->error == 0)
+            dp->error = status;
     }
     free(q);
     if (--dp->pending == 0)
@@ -408,15 +439,19 @@ static void discover_answer_cb(void *arg, int status, int timeouts, unsigned cha
 }
 
 static void discover_query(struct discover_pool *dp, const char *name, int type,
-                           unsigned port, unsigned weight)
+                           unsigned port, unsigned weight, unsigned index)
 {
     struct discover_query *q = malloc(sizeof(*q));
     if (q == NULL) {
+        if (type == T_SRV)
+            dp->srv_failed = 1;
+        else
+            dp->names[index].failed = 1;
         if (dp->error == 0)
             dp->error = ARES_ENOMEM;
         return;
     }
-    *q = (struct discover_query){ dp, dp->generation, type, port, weight };
+    *q = (struct discover_query){ dp, dp->generation, type, port, weight, index };
     dp->pending++;
     ares_search(dsc.channel, name, C_IN, type, discover_answer_cb, q);
     discover_arm_timeout();
@@ -431,12 +466,15 @@ static void discover_round_cb(struct ev_loop *loop, ev_timer *w, int revents)
     dp->n = 0;
     dp->error = 0;
     dp->srv_failed = 0;
+    dp->nnames = 0;
     dp->pending = 1;            /* held until every query of the round is out */
     if (dp->spec.kind == DISCOVER_SRV) {
-        discover_query(dp, dp->spec.name, T_SRV, 0, 1);
+        discover_query(dp, dp->spec.name, T_SRV, 0, 1, 0);
     } else {
-        discover_query(dp, dp->spec.name, T_A, dp->spec.port, 1);
-        discover_query(dp, dp->spec.name, T_AAAA, dp->spec.port, 1);
+        dp->names[0] = (struct discover_name){ 0, 0 };
+        dp->nnames = 1;
+        discover_query(dp, dp->spec.name, T_A, dp->spec.port, 1, 0);
+        discover_query(dp, dp->spec.name, T_AAAA, dp->spec.port, 1, 0);
     }
     if (--dp->pending == 0)
         discover_round_done(dp);

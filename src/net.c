@@ -13,7 +13,7 @@
 
 #include "net.h"
 
-static int net_parse_port(const char *text, unsigned *port)
+int net_parse_port(const char *text, unsigned *port)
 {
     if (*text == '\0' || strlen(text) > 5)
         return -1;

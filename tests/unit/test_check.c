@@ -183,6 +183,116 @@ static void test_state_init_resets(void **state)
     assert_int_equal(check_state_result(&st, 0, 2, 3), CHECK_WENT_DOWN);
 }
 
+/* ---- a server added at run time ------------------------------------------- */
+
+/* check_state_init_added(): down and fresh. The fresh first result decides
+ * alone only to bring it up: one pass is enough whatever rise is. A failure
+ * first keeps it down (SAME: it was down), spends freshness, and from
+ * then on it needs rise passes in a row like any server that is down. */
+static const struct sm_case added_cases[] = {
+    { "added: first pass is up, rise=3",     3, 3, "s",          "U",          1 },
+    { "added: first pass is up, rise=100",   100, 3, "s",        "U",          1 },
+    { "added: first pass is up, rise=1",     1, 1, "s",          "U",          1 },
+    { "added: passes after up are SAME",     3, 3, "ssss",       "U===",       1 },
+    { "added: failures keep it down",        3, 3, "ffff",       "====",       0 },
+    { "added: fall=1 failure is SAME",       2, 1, "f",          "=",          0 },
+    { "added: after a failure, rise=3",      3, 3, "fsss",       "===U",       1 },
+    { "added: after a failure, 2 of 3",      3, 3, "fss",        "===",        0 },
+    { "added: after a failure, rise=1",      1, 3, "fs",         "=U",         1 },
+    { "added: after a failure, rise=2",      2, 3, "fss",        "==U",        1 },
+    { "added: a failure resets the run",     3, 3, "fssfsss",    "======U",    1 },
+    { "added: up, then fall to go down",     3, 3, "sfff",       "U==D",       0 },
+    { "added: up, fall=1",                   3, 1, "sf",         "UD",         0 },
+    { "added: up, down, rise again",         2, 2, "sffss",      "U=D=U",      1 },
+};
+
+static void test_added_state_machine_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(added_cases) / sizeof(added_cases[0]); i++) {
+        const struct sm_case *c = &added_cases[i];
+        size_t n = strlen(c->results);
+        assert_int_equal(n, strlen(c->changes));
+        struct check_state st;
+        check_state_init_added(&st);
+        char got[64];
+        assert_true(n < sizeof(got));
+        for (size_t k = 0; k < n; k++) {
+            enum check_change ch = check_state_result(&st, c->results[k] == 's',
+                                                      c->rise, c->fall);
+            got[k] = ch == CHECK_WENT_UP ? 'U' : ch == CHECK_WENT_DOWN ? 'D' : '=';
+            if (ch == CHECK_WENT_UP)
+                assert_int_equal(st.up, 1);
+            if (ch == CHECK_WENT_DOWN)
+                assert_int_equal(st.up, 0);
+            assert_int_equal(st.fresh, 0);
+        }
+        got[n] = '\0';
+        if (strcmp(got, c->changes) != 0 || st.up != c->up_after)
+            fail_msg("case '%s' (rise=%u fall=%u, results %s): changes %s up=%d, "
+                     "expected %s up=%d", c->name, c->rise, c->fall, c->results,
+                     got, st.up, c->changes, c->up_after);
+    }
+}
+
+/* Down and fresh whatever the memory held; counters zero. */
+static void test_added_init_is_down_and_fresh(void **state)
+{
+    (void)state;
+    struct check_state st;
+    memset(&st, 0xa5, sizeof(st));
+    check_state_init_added(&st);
+    assert_int_equal(st.up, 0);
+    assert_int_equal(st.fresh, 1);
+    assert_int_equal(st.successes, 0);
+    assert_int_equal(st.failures, 0);
+}
+
+/* Every rise/fall pair: one pass brings it up at once; a failure first
+ * leaves it down with the counts of a server that failed once, so it then
+ * takes exactly rise passes. */
+static void test_added_all_rise_fall_pairs(void **state)
+{
+    (void)state;
+    for (unsigned rise = 1; rise <= 6; rise++) {
+        for (unsigned fall = 1; fall <= 6; fall++) {
+            struct check_state st;
+            check_state_init_added(&st);
+            assert_int_equal(check_state_result(&st, 1, rise, fall), CHECK_WENT_UP);
+            assert_int_equal(st.up, 1);
+            assert_int_equal(st.fresh, 0);
+            assert_int_equal(st.successes, 1);
+
+            check_state_init_added(&st);
+            assert_int_equal(check_state_result(&st, 0, rise, fall), CHECK_SAME);
+            assert_int_equal(st.up, 0);
+            assert_int_equal(st.fresh, 0);
+            assert_int_equal(st.failures, 1);
+            assert_int_equal(st.successes, 0);
+            for (unsigned k = 1; k < rise; k++)
+                assert_int_equal(check_state_result(&st, 1, rise, fall), CHECK_SAME);
+            assert_int_equal(st.up, 0);
+            assert_int_equal(check_state_result(&st, 1, rise, fall), CHECK_WENT_UP);
+            assert_int_equal(st.up, 1);
+            assert_int_equal(st.failures, 0);
+        }
+    }
+}
+
+/* Traffic's run of failures on a server still down since it was added
+ * changes nothing, freshness included: its first passed check still brings
+ * it up at once. */
+static void test_added_passive_down_while_down(void **state)
+{
+    (void)state;
+    struct check_state st;
+    check_state_init_added(&st);
+    assert_int_equal(check_state_passive_down(&st, 3), CHECK_SAME);
+    assert_int_equal(st.up, 0);
+    assert_int_equal(st.fresh, 1);
+    assert_int_equal(check_state_result(&st, 1, 3, 3), CHECK_WENT_UP);
+}
+
 /* ---- the HTTP status line parser ------------------------------------------ */
 
 /* Parses a copy of s[0..len) in a heap block of exactly len bytes (plain
@@ -576,6 +686,10 @@ int main(void)
         cmocka_unit_test(test_state_machine_all_rise_fall_pairs),
         cmocka_unit_test(test_state_machine_counters_saturate),
         cmocka_unit_test(test_state_init_resets),
+        cmocka_unit_test(test_added_state_machine_table),
+        cmocka_unit_test(test_added_init_is_down_and_fresh),
+        cmocka_unit_test(test_added_all_rise_fall_pairs),
+        cmocka_unit_test(test_added_passive_down_while_down),
         cmocka_unit_test(test_http_status_lines),
         cmocka_unit_test(test_http_status_ok_ranges),
         cmocka_unit_test(test_http_partial_reads),
