@@ -6,6 +6,7 @@ client helpers and a TestCase base class that cleans everything up.
 Every wait is bounded in time and every client socket has a timeout, so a
 broken tcplb fails a test instead of hanging the suite."""
 
+import collections
 import hashlib
 import json
 import os
@@ -978,3 +979,59 @@ def wait_started(lb, timeout=START_TIMEOUT):
         raise AssertionError('no "started" line after %.0fs\n%s'
                              % (timeout, lb.log_tail()))
     return line
+
+
+class RequestLoop:
+    """A steady loop of HTTP requests (a new connection each) in a thread,
+    bounded in count and in time. `got` counts the answers by X-Backend,
+    `errors` lists every request that did not get a 200."""
+
+    def __init__(self, port, max_requests=1500, max_seconds=8.0, pause=0.004):
+        self.port = port
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.pause = pause
+        self.got = collections.Counter()
+        self.errors = []
+        self.done = 0
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        end = time.monotonic() + self.max_seconds
+        while (not self._stop.is_set() and self.done < self.max_requests and
+               time.monotonic() < end):
+            try:
+                r = http_request(self.port, timeout=5)
+                with self.lock:
+                    if r.status == 200:
+                        self.got[r.headers.get('x-backend')] += 1
+                    else:
+                        self.errors.append(r.status_line)
+            except (OSError, AssertionError) as e:
+                with self.lock:
+                    self.errors.append(repr(e))
+            self.done += 1
+            self._stop.wait(self.pause)
+
+    def count(self, name):
+        with self.lock:
+            return self.got[name]
+
+    def running(self):
+        return self._thread.is_alive()
+
+    def wait_for(self, pred, timeout):
+        """Waits (bounded) until pred(self) holds while the loop runs."""
+        return wait_until(lambda: pred(self) or not self._thread.is_alive(),
+                          timeout, 0.02) and pred(self)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+        return self

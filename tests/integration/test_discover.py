@@ -278,57 +278,6 @@ class IpHttpBackend:
                 pass
 
 
-class RequestLoop:
-    """A steady loop of HTTP requests (a new connection each) in a thread,
-    bounded in count and in time; `got` counts answers by X-Backend,
-    `errors` lists every request that did not get a 200."""
-
-    def __init__(self, port, max_requests=2000, max_seconds=10.0, pause=0.004):
-        self.port = port
-        self.max_requests = max_requests
-        self.max_seconds = max_seconds
-        self.pause = pause
-        self.got = collections.Counter()
-        self.errors = []
-        self.done = 0
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def _run(self):
-        end = time.monotonic() + self.max_seconds
-        while (not self._stop.is_set() and self.done < self.max_requests and
-               time.monotonic() < end):
-            try:
-                r = harness.http_request(self.port, timeout=5)
-                with self.lock:
-                    if r.status == 200:
-                        self.got[r.headers.get('x-backend')] += 1
-                    else:
-                        self.errors.append(r.status_line)
-            except (OSError, AssertionError) as e:
-                with self.lock:
-                    self.errors.append(repr(e))
-            self.done += 1
-            self._stop.wait(self.pause)
-
-    def count(self, name):
-        with self.lock:
-            return self.got[name]
-
-    def running(self):
-        return self._thread.is_alive()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(15)
-        return self
-
-
 # ---------------------------------------------------------------- base
 
 def answer_lines(text):
@@ -501,7 +450,7 @@ class DiscoverHostTest(DiscoverTestCase):
         gone = self.sname(IPS[2])
         self.wait_servers(lb, [self.sname(ip) for ip in IPS])
         held = self.held_on(port, IPS[2])
-        loop = RequestLoop(port, max_requests=2500, max_seconds=12).start()
+        loop = harness.RequestLoop(port, max_requests=2500, max_seconds=12).start()
         try:
             self.assertTrue(harness.wait_until(lambda: loop.count(IPS[2]) >= 10, 3),
                             loop.got)
@@ -542,7 +491,7 @@ class DiscoverHostTest(DiscoverTestCase):
         self.dns.start({NAME: IPS[:2]})
         lb, port = self.start()
         self.wait_servers(lb, [self.sname(ip) for ip in IPS[:2]])
-        loop = RequestLoop(port, max_requests=2000, max_seconds=8).start()
+        loop = harness.RequestLoop(port, max_requests=2000, max_seconds=8).start()
         try:
             self.dns.reload_hosts({NAME: IPS})
             self.wait_servers(lb, [self.sname(ip) for ip in IPS])
@@ -632,7 +581,7 @@ class DiscoverHostTest(DiscoverTestCase):
                                 for n, r in csv_servers(lb).items()})
                 time.sleep(0.005)
         sampler = threading.Thread(target=sample, daemon=True)
-        loop = RequestLoop(port, max_requests=1500, max_seconds=8).start()
+        loop = harness.RequestLoop(port, max_requests=1500, max_seconds=8).start()
         sampler.start()
         try:
             harness.wait_until(lambda: loop.done >= 20 and len(samples) >= 10, 3)

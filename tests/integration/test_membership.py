@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 import unittest
 
@@ -72,59 +71,6 @@ def mapping(js, pool):
         if p['name'] == pool:
             return p['mapping']
     raise AssertionError('no pool %s in %s' % (pool, json.dumps(js)[:2000]))
-
-
-class RequestLoop:
-    """A steady loop of HTTP requests (a new connection each) in a thread,
-    bounded in count and in time. `got` counts the X-Backend answers,
-    `errors` lists every request that did not get a 200."""
-
-    def __init__(self, port, max_requests=1500, max_seconds=8.0, pause=0.004):
-        self.port = port
-        self.max_requests = max_requests
-        self.max_seconds = max_seconds
-        self.pause = pause
-        self.got = collections.Counter()
-        self.errors = []
-        self.done = 0
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def _run(self):
-        end = time.monotonic() + self.max_seconds
-        while (not self._stop.is_set() and self.done < self.max_requests and
-               time.monotonic() < end):
-            try:
-                r = harness.http_request(self.port, timeout=5)
-                with self.lock:
-                    if r.status == 200:
-                        self.got[r.headers.get('x-backend')] += 1
-                    else:
-                        self.errors.append(r.status_line)
-            except (OSError, AssertionError) as e:
-                with self.lock:
-                    self.errors.append(repr(e))
-            self.done += 1
-            self._stop.wait(self.pause)
-
-    def count(self, name):
-        with self.lock:
-            return self.got[name]
-
-    def wait_for(self, pred, timeout):
-        """Waits (bounded) until pred(self) holds while the loop runs."""
-        return harness.wait_until(lambda: pred(self) or not self._thread.is_alive(),
-                                  timeout, 0.02) and pred(self)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(15)
-        return self
 
 
 class RecordingBackend(harness.Backend):
@@ -484,7 +430,7 @@ class AddServerTest(MembershipTestCase):
                               health_interval='100ms', health_timeout='100ms',
                               rise=1, fall=2)
         self.wait_state(lb, 'b2', 'up')
-        loop = RequestLoop(port, max_requests=1500, max_seconds=8).start()
+        loop = harness.RequestLoop(port, max_requests=1500, max_seconds=8).start()
         try:
             self.assertTrue(loop.wait_for(lambda lp: lp.done >= 50, 3), loop.got)
             self.assertEqual(lb.stats('add server p/b3 %s' % bs[2].addr), 'p/b3 down\n\n')
