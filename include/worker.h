@@ -67,6 +67,8 @@ struct worker {
     struct listen_sock *next_socks;
     size_t next_nsocks;
     unsigned applied;              /* reloads applied (atomic) */
+    unsigned pings_sent;           /* the watchdog's questions (atomic) */
+    unsigned pings_answered;       /* answered by the loop (atomic) */
 };
 
 /* Prepares a worker (loop, sockets already opened by the caller). */
@@ -89,6 +91,10 @@ void worker_reload(struct worker *w, struct config *c, struct listen_sock *socks
 unsigned worker_reload_applied(struct worker *w);
 /* Tells <w> that a queued connection of its may get a slot. Any thread. */
 void worker_wake_queue(struct worker *w);
+/* The watchdog's question: is this worker's loop still turning? ping asks
+ * (main thread), answered() says whether the last ping came back. */
+void worker_ping(struct worker *w);
+int worker_ping_answered(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Session bookkeeping, worker thread only: a new session joins the list, a

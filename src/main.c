@@ -26,8 +26,12 @@
 #include "stats_socket.h"
 #include "discover.h"
 #include "membership.h"
+#include "notify.h"
 #include "util.h"
 #include "worker.h"
+
+/* how often STATUS= is sent under a service manager */
+#define MAIN_STATUS_EVERY 5.0
 
 struct main_state {
     struct ev_loop *loop;
@@ -40,6 +44,9 @@ struct main_state {
     ev_async worker_exit;
     ev_signal sigterm, sigint, sighup, sigusr1;
     ev_timer history_timer;        /* samples the page's chart */
+    ev_timer status_timer;         /* STATUS= to the service manager */
+    ev_timer watchdog_timer;       /* WATCHDOG=1, when the manager asks */
+    int watchdog_silent;           /* a worker did not answer: logged */
     struct stats_socket *stats;
     struct health *health;
     struct stats_http *http;
@@ -77,6 +84,26 @@ static void main_worker_exit_cb(struct ev_loop *loop, ev_async *a, int revents)
         ev_break(loop, EVBREAK_ALL);
 }
 
+/* The one-line STATUS= of the notify protocol: what `systemctl status`
+ * shows under the unit. */
+static void main_status(struct main_state *m, const char *what, char *out, size_t outlen)
+{
+    unsigned up = 0, listed = 0;
+    for (size_t p = 0; p < m->config->npools; p++) {
+        const struct pool *pool = &m->config->pools[p];
+        for (uint32_t i = 0; i < pool_nservers(pool); i++) {
+            const struct server *s = &pool->servers[i];
+            if (!server_listed(s))
+                continue;
+            listed++;
+            up += server_state(s) == SERVER_UP;
+        }
+    }
+    snprintf(out, outlen, "%s%s%lld active connections, %u of %u servers up",
+             what != NULL ? what : "", what != NULL ? "; " : "",
+             (long long)worker_conn_count(), up, listed);
+}
+
 static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -87,6 +114,9 @@ static void main_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     main_state.stopping = 1;
     main_state.stats_ctx.stopping = 1;      /* GET /health answers 503 */
+    char status[200];
+    main_status(&main_state, "stopping", status, sizeof(status));
+    notify_stopping(status);
     log_msg("signal %d: stopping; open connections get up to %.1fs to finish",
             w->signum, main_state.config->global.shutdown_timeout);
     for (unsigned i = 0; i < main_state.nworkers; i++)
@@ -116,7 +146,7 @@ static void main_forget_successors(struct config *c)
 
 /* SIGHUP: load and validate the file completely, then swap. Nothing of the
  * running state changes unless every step that can fail has succeeded. */
-static void main_reload(struct main_state *m)
+static int main_reload(struct main_state *m)
 {
     char err[CONFIG_ERR_LEN];
     struct config *old = m->config;
@@ -124,18 +154,18 @@ static void main_reload(struct main_state *m)
     for (unsigned i = 0; i < m->nworkers; i++)
         if (worker_reload_applied(&m->workers[i]) != m->reloads) {
             log_msg("reload refused: the previous one is still being applied");
-            return;
+            return -1;
         }
     struct config *next = config_load(old->path, err, sizeof(err));
     if (next == NULL) {
         log_msg("reload refused, the running configuration stays: %s", err);
-        return;
+        return -1;
     }
     if (next->global.workers != old->global.workers) {
         log_msg("reload refused: workers %u -> %u takes a restart",
                 old->global.workers, next->global.workers);
         config_unref(next);
-        return;
+        return -1;
     }
     main_reload_keep_global(old, next);
 
@@ -151,7 +181,7 @@ static void main_reload(struct main_state *m)
                 listener_retire(socks[j], nsocks[j], m->workers[j].socks,
                                 m->workers[j].nsocks);
             config_unref(next);
-            return;
+            return -1;
         }
     }
 
@@ -182,7 +212,7 @@ static void main_reload(struct main_state *m)
                             m->workers[i].nsocks);
         main_forget_successors(old);
         config_unref(next);
-        return;
+        return -1;
     }
     health_stop(m->health);
     m->health = health;
@@ -197,6 +227,46 @@ static void main_reload(struct main_state *m)
     config_unref(old);     /* the main thread's; workers and sessions hold theirs */
     log_msg("reloaded %s: %zu listeners, %zu pools", next->path, next->nlisteners,
             next->npools);
+    return 0;
+}
+
+static void main_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    char status[200];
+    main_status(&main_state, main_state.stopping ? "stopping" : NULL, status, sizeof(status));
+    notify_status(status);
+}
+
+/* WATCHDOG=1 only while every loop turns: the main loop sends it, each
+ * worker's loop must have answered the previous tick's ping. A stuck worker
+ * silences it, and the manager restarts tcplb. */
+static void main_watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    struct main_state *m = &main_state;
+    unsigned silent = m->nworkers;
+    for (unsigned i = 0; i < m->nworkers; i++)
+        if (!worker_ping_answered(&m->workers[i])) {
+            silent = i;
+            break;
+        }
+    /* stopping workers end their loops: nothing left to ask */
+    if (silent == m->nworkers || m->stopping) {
+        notify_watchdog();
+        m->watchdog_silent = 0;
+    } else if (!m->watchdog_silent) {
+        m->watchdog_silent = 1;
+        log_msg("watchdog: worker %u did not answer within %.1fs; not telling the "
+                "service manager", silent, w->repeat);
+    }
+    if (!m->stopping)
+        for (unsigned i = 0; i < m->nworkers; i++)
+            worker_ping(&m->workers[i]);
 }
 
 static void main_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -208,7 +278,14 @@ static void main_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
         log_msg("SIGHUP while stopping: no reload");
         return;
     }
-    main_reload(&main_state);
+    /* the manager hears of every reload, refused ones too: it waits for
+     * READY=1 after RELOADING=1 */
+    notify_reloading();
+    int applied = main_reload(&main_state) == 0;
+    char status[200];
+    main_status(&main_state, applied ? "reloaded" : "reload refused (see the log)", status,
+                sizeof(status));
+    notify_ready(status);
 }
 
 static void main_history_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -267,6 +344,30 @@ static int main_check_socket_dir(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* Every listener is bound and every worker runs: READY=1, then the
+ * periodic STATUS= and, when the manager set WATCHDOG_USEC, WATCHDOG=1 at
+ * half its interval (sd_watchdog_enabled(3)'s advice). */
+static void main_notify_start(struct main_state *m)
+{
+    if (!notify_enabled())
+        return;
+    char status[200];
+    main_status(m, "ready", status, sizeof(status));
+    notify_ready(status);
+    ev_timer_init(&m->status_timer, main_status_cb, MAIN_STATUS_EVERY, MAIN_STATUS_EVERY);
+    ev_timer_start(m->loop, &m->status_timer);
+    uint64_t usec = notify_watchdog_usec();
+    if (usec == 0)
+        return;
+    double every = (double)usec / 2e6;
+    notify_watchdog();
+    for (unsigned i = 0; i < m->nworkers; i++)
+        worker_ping(&m->workers[i]);
+    ev_timer_init(&m->watchdog_timer, main_watchdog_cb, every, every);
+    ev_timer_start(m->loop, &m->watchdog_timer);
+    log_msg("watchdog: telling the service manager every %.3fs", every);
 }
 
 /* user/group: everything privileged (binding, the stats socket, the log) is
@@ -333,6 +434,10 @@ static int main_run(struct config *config)
         config_unref(config);
         return 1;
     }
+
+    /* before privileges go: the manager's socket may be root's */
+    if (notify_open(err, sizeof(err)) == -1)
+        log_msg("%s; the service manager will not hear from tcplb", err);
 
     m->workers = calloc(m->nworkers, sizeof(*m->workers));
     if (m->workers == NULL)
@@ -437,6 +542,7 @@ static int main_run(struct config *config)
     log_msg("started: version %s, %u workers, %zu listeners, %zu pools, pid %ld",
             TCPLB_VERSION, m->nworkers, config->nlisteners, config->npools,
             (long)getpid());
+    main_notify_start(m);
     ev_run(m->loop, 0);
 
     for (unsigned i = 0; i < m->nworkers; i++)
@@ -459,6 +565,7 @@ fail:
             worker_free(&m->workers[i]);
     free(m->workers);
     m->workers = NULL;
+    notify_close();
     log_close();
     ev_loop_destroy(m->loop);
     config_unref(m->config);   /* after reloads, not the one main() loaded */

@@ -196,6 +196,8 @@ static void worker_wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
     struct worker *w = container_of(a, struct worker, wakeup);
+    __atomic_store_n(&w->pings_answered, __atomic_load_n(&w->pings_sent, __ATOMIC_ACQUIRE),
+                     __ATOMIC_RELEASE);
     worker_apply_reload(w);
     if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->stopping)
         return;
@@ -211,6 +213,18 @@ static void worker_wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
     ev_timer_set(&w->shutdown_timer, w->config->global.shutdown_timeout, 0);
     ev_timer_start(loop, &w->shutdown_timer);
+}
+
+void worker_ping(struct worker *w)
+{
+    __atomic_add_fetch(&w->pings_sent, 1, __ATOMIC_ACQ_REL);
+    ev_async_send(w->loop, &w->wakeup);
+}
+
+int worker_ping_answered(struct worker *w)
+{
+    return __atomic_load_n(&w->pings_answered, __ATOMIC_ACQUIRE) ==
+           __atomic_load_n(&w->pings_sent, __ATOMIC_ACQUIRE);
 }
 
 int worker_init(struct worker *w, unsigned id, struct config *config,

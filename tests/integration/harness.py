@@ -207,6 +207,8 @@ class Tcplb:
         # --leak-check=full --error-exitcode=99"), which must exec tcplb in
         # the same process; a test may prepend its own (prlimit ... --).
         self.wrapper = shlex.split(os.environ.get('TCPLB_WRAPPER', ''))
+        # the environment tcplb starts with (None: this process's)
+        self.env = None
 
     # -- process
 
@@ -220,7 +222,7 @@ class Tcplb:
         self.proc = subprocess.Popen(self.wrapper + [binary, '-f', self.cfg_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=subprocess.STDOUT,
-                                     close_fds=True)
+                                     close_fds=True, env=self.env)
         deadline = time.monotonic() + timeout
         waiting = list(self.listen_ports)
         while True:
