@@ -22,6 +22,32 @@ enum check_http_parse check_http_parse(const char *buf, size_t len, int *status)
 /* 1 for the statuses a healthy server answers: 2xx and 3xx. */
 int check_http_status_ok(int status);
 
+/* ---- health = expect ------------------------------------------------------ */
+
+/* Longest health_send and health_expect, once unescaped. */
+#define CHECK_SEND_MAX 256
+#define CHECK_EXPECT_MAX 128
+
+/* Unescapes health_send / health_expect text: \r \n \t \\ and \xHH (two hex
+ * digits); any other backslash is an error. Writes at most cap bytes into
+ * out, its length into *len. 0, or -1 with err filled. */
+int check_unescape(const char *text, unsigned char *out, size_t cap, size_t *len,
+                   char *err, size_t errlen);
+
+enum check_expect {
+    CHECK_EXPECT_MORE = 0,   /* what came so far matches: read more */
+    CHECK_EXPECT_MATCH,      /* the answer starts with the expected bytes */
+    CHECK_EXPECT_MISMATCH,   /* it does not */
+};
+
+/* Compares the first bytes answered, answer[0..len), with expect. */
+enum check_expect check_expect_match(const unsigned char *answer, size_t len,
+                                     const unsigned char *expect, size_t expect_len);
+
+/* Writes bytes as printable text for a log line (controls and non-ASCII
+ * as \xHH, at most about outlen - 1 characters). */
+void check_printable(const unsigned char *bytes, size_t len, char *out, size_t outlen);
+
 /* A server's health as seen by its checks. Main thread only. */
 struct check_state {
     int up;                  /* 1 up, 0 down */

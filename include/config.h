@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include "counters.h"
+#include "log_line.h"
 #include "net.h"
 #include "pool.h"
 
@@ -26,6 +27,7 @@ struct global_conf {
     char *stats_http;           /* owned, NULL if none */
     struct net_addr stats_http_addr;
     enum log_target log;
+    enum log_format log_format; /* access lines: logfmt or JSON */
     char *log_path;             /* owned: the log key as written (the path
                                    when log is LOG_FILE) */
     double shutdown_timeout;

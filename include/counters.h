@@ -92,7 +92,9 @@
       "Final responses in the last minute")                                        \
     F(lm_5xx, "last_minute.5xx", NULL, NULL, NULL, NULL, "Of them 5xx")               \
     F(eweight, "eweight", "eweight", "tcplb_server_eweight", NULL, "gauge",           \
-      "Weight in force: the weight lowered by an agent or a slow start.")
+      "Weight in force: the weight lowered by an agent or a slow start.")             \
+    F(backup, "backup", "backup", "tcplb_server_backup", NULL, "gauge",               \
+      "1 for a backup server: it takes connections only while no other is available.")
 
 #define LISTENER_FIELDS(C, F)                                                        \
     F(name, "name", NULL, NULL, NULL, NULL, "Listener name")                          \

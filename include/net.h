@@ -64,6 +64,25 @@ int net_listen(const struct net_addr *addr, unsigned flags, int backlog,
  * is 1 when the connect completed at once, 0 when it is in progress. On -1,
  * errno tells why (ECONNREFUSED, ...). */
 int net_connect(const struct net_addr *addr, int *done);
+/* The same from a local address (source=IP, port 0): bound before the
+ * connect with IP_BIND_ADDRESS_NO_PORT, so the port is picked by the
+ * connect and the 4-tuple, not the bind, limits how many there are.
+ * source NULL: the kernel's choice, as net_connect(). */
+int net_connect_from(const struct net_addr *addr, const struct net_addr *source, int *done);
+
+/* An IP literal alone (IPv4 or IPv6, brackets allowed) as an address with
+ * port 0: source=IP. 0, or -1 with err filled. */
+int net_parse_ip(const char *text, struct net_addr *out, char *err, size_t errlen);
+
+/* 0 when this machine may bind <source> (port 0): one of its addresses. */
+int net_can_bind(const struct net_addr *source, char *err, size_t errlen);
+
+/* TCP keepalive on fd: SO_KEEPALIVE with the first probe after idle
+ * seconds, then every interval seconds, giving up after count. */
+int net_set_keepalive(int fd, unsigned idle, unsigned interval, unsigned count);
+
+/* addr with its port replaced. */
+void net_addr_set_port(struct net_addr *addr, unsigned port);
 
 int net_set_nodelay(int fd);
 

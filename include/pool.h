@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include "counters.h"
+#include "check.h"
 #include "net.h"
 
 struct sched_ops;
@@ -41,6 +42,11 @@ struct server {
     unsigned weight;            /* from the config */
     unsigned maxconn;           /* 0 = no cap */
     int send_proxy;             /* enum proxy_version: header sent on connect */
+    int backup;                 /* takes connections only while no other
+                                   server of the pool is available */
+    unsigned check_port;        /* health checks go here, 0: addr's port */
+    int has_source;             /* source= given: bind before connecting */
+    struct net_addr source;     /* its address, port 0 */
     uint32_t index;             /* position in pool->servers */
     int line;                   /* config line, for messages */
     struct pool *pool;          /* back pointer, not owned */
@@ -109,7 +115,7 @@ struct pool_queue {
     TAILQ_HEAD(pool_queue_list, pool_queue_node) nodes;   /* head: first served */
     size_t len;                     /* atomic read outside the lock */
 };
-enum health_mode { HEALTH_TCP = 0, HEALTH_HTTP, HEALTH_NONE };
+enum health_mode { HEALTH_TCP = 0, HEALTH_HTTP, HEALTH_NONE, HEALTH_EXPECT };
 
 struct pool {
     char *name;                 /* owned */
@@ -136,6 +142,10 @@ struct pool {
      * the main thread with the state and weight. Owned; atomic access. */
     uint32_t *live_weights;
     uint64_t live_weight_total;  /* sum of live_weights; main thread writes */
+    /* 1 while the pool has backup servers and no other server is
+     * available: then (only) the backups take connections. Main thread
+     * writes (pool_refresh_backups), atomic access. */
+    int using_backups;
     /* Active connections over all servers of the pool, for bounded loads:
      * kept with the per-server counts so a pick need not sum them. Lives in
      * the same reference-counted block as `actives`. */
@@ -160,6 +170,15 @@ struct pool {
     double agent_interval;
     enum health_mode health;
     char *health_path;          /* owned */
+    char *health_send;          /* owned: health = expect's bytes, as written */
+    char *health_expect;        /* owned: what the answer starts with, as written */
+    unsigned char health_send_bytes[CHECK_SEND_MAX];      /* unescaped */
+    size_t health_send_len;
+    unsigned char health_expect_bytes[CHECK_EXPECT_MAX];  /* unescaped */
+    size_t health_expect_len;
+    int tcp_keepalive;          /* SO_KEEPALIVE on both sides */
+    double tcp_keepalive_idle, tcp_keepalive_interval;    /* whole seconds */
+    unsigned tcp_keepalive_count;
     double health_interval, health_timeout;
     unsigned rise, fall;
     struct pool *successor;     /* as server.successor, for the pool */
@@ -200,7 +219,8 @@ static inline unsigned server_eweight(const struct server *s)
  * connection. */
 static inline int server_available(const struct server *s)
 {
-    return server_state(s) == SERVER_UP && server_eweight(s) > 0;
+    return server_state(s) == SERVER_UP && server_eweight(s) > 0 &&
+           (!s->backup || __atomic_load_n(&s->pool->using_backups, __ATOMIC_ACQUIRE));
 }
 static inline int64_t server_active(const struct server *s)
 {
@@ -232,6 +252,8 @@ static inline int64_t pool_active(const struct pool *p, uint32_t i)
 /* Sets the state and tells the scheduler. Main thread only; a repeat call
  * with the same state is harmless. */
 void pool_set_server_state(struct server *s, enum server_state st);
+/* Recomputes using_backups (main thread); the setters above call it. */
+void pool_refresh_backups(struct pool *p);
 
 /* Sets the weight (0..SERVER_WEIGHT_MAX) and tells the scheduler. Main
  * thread only. Returns -1 when out of range. */

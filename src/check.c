@@ -1,5 +1,6 @@
 /* check.c — the rise/fall state machine and the HTTP check parser (see
  * check.h). No I/O, no clock. */
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -126,4 +127,93 @@ enum check_change check_state_passive_down(struct check_state *st, unsigned fall
     st->successes = 0;
     st->failures = fall;
     return CHECK_WENT_DOWN;
+}
+
+/* ---- health = expect ------------------------------------------------------ */
+
+static int check_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int check_unescape(const char *text, unsigned char *out, size_t cap, size_t *len,
+                   char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (const char *c = text; *c; c++) {
+        unsigned char b = (unsigned char)*c;
+        if (*c == '\\') {
+            c++;
+            switch (*c) {
+            case 'r': b = '\r'; break;
+            case 'n': b = '\n'; break;
+            case 't': b = '\t'; break;
+            case '\\': b = '\\'; break;
+            case 'x': {
+                int hi = check_hex(c[1]), lo = hi >= 0 ? check_hex(c[2]) : -1;
+                if (lo < 0) {
+                    snprintf(err, errlen, "\\x needs two hex digits at offset %zu",
+                             (size_t)(c - 1 - text));
+                    return -1;
+                }
+                b = (unsigned char)(hi << 4 | lo);
+                c += 2;
+                break;
+            }
+            case '\0':
+                snprintf(err, errlen, "a lone backslash at the end");
+                return -1;
+            default:
+                snprintf(err, errlen, "unknown escape \\%c at offset %zu (known: "
+                         "\\r \\n \\t \\\\ \\xHH)", *c, (size_t)(c - 1 - text));
+                return -1;
+            }
+        }
+        if (n == cap) {
+            snprintf(err, errlen, "longer than %zu bytes", cap);
+            return -1;
+        }
+        out[n++] = b;
+    }
+    *len = n;
+    return 0;
+}
+
+enum check_expect check_expect_match(const unsigned char *answer, size_t len,
+                                     const unsigned char *expect, size_t expect_len)
+{
+    size_t n = len < expect_len ? len : expect_len;
+    if (memcmp(answer, expect, n) != 0)
+        return CHECK_EXPECT_MISMATCH;
+    return len >= expect_len ? CHECK_EXPECT_MATCH : CHECK_EXPECT_MORE;
+}
+
+void check_printable(const unsigned char *bytes, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (outlen == 0)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = bytes[i];
+        if (b >= 0x20 && b < 0x7f && b != '\\') {
+            if (o + 1 >= outlen)
+                break;
+            out[o++] = (char)b;
+        } else {
+            if (o + 4 >= outlen)
+                break;
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[b >> 4];
+            out[o++] = hex[b & 15];
+        }
+    }
+    out[o] = '\0';
 }

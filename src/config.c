@@ -285,6 +285,13 @@ static int config_finish(struct config_parse *p)
         if (pool->health_timeout > pool->health_interval)
             return config_fail(p, "pool '%s': health_timeout must not exceed "
                                "health_interval", pool->name), -1;
+        if (pool->health == HEALTH_EXPECT && pool->health_expect_len == 0)
+            return config_fail(p, "pool '%s': health = expect needs health_expect "
+                               "(what the answer starts with)", pool->name), -1;
+        if (pool->health != HEALTH_EXPECT &&
+            (pool->health_send != NULL || pool->health_expect != NULL))
+            return config_fail(p, "pool '%s': health_send and health_expect need "
+                               "health = expect", pool->name), -1;
         for (uint32_t s = 0; s < pool->nservers; s++)
             pool->servers[s].pool = pool;
         if (pool_start(pool, c->global.workers, e, sizeof(e)) == -1)

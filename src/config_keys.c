@@ -229,6 +229,10 @@ static const struct config_word config_auto_off[] = {
     { "auto", 1 }, { "off", 0 }, { NULL, 0 },
 };
 
+static const struct config_word config_log_formats[] = {
+    { "logfmt", LOG_FORMAT_LOGFMT }, { "json", LOG_FORMAT_JSON }, { NULL, 0 },
+};
+
 #define GLOBAL(field) offsetof(struct global_conf, field)
 
 static const struct config_key config_global_keys[] = {
@@ -243,6 +247,8 @@ static const struct config_key config_global_keys[] = {
       CONFIG_RESTART, NULL, "ADDR:PORT serving /metrics, /stats.json and the page" },
     { "log", CONFIG_STRING, GLOBAL(log_path), 0, 0, NULL, config_check_log,
       CONFIG_RESTART, "stderr", "access log: stderr, off or a file path" },
+    { "log_format", CONFIG_WORD, GLOBAL(log_format), 0, 0, config_log_formats, NULL, 0,
+      "logfmt", "access log lines: logfmt or json (one object per line)" },
     { "shutdown_timeout", CONFIG_DURATION, GLOBAL(shutdown_timeout), 0, 0, NULL, NULL, 0,
       "10s", "how long open connections may finish after SIGTERM" },
     { "user", CONFIG_STRING, GLOBAL(user), 0, 0, NULL, config_check_name,
@@ -383,7 +389,8 @@ static const struct config_word config_persist_modes[] = {
     { "none", PERSIST_NONE }, { "source", PERSIST_SOURCE }, { NULL, 0 },
 };
 static const struct config_word config_health_modes[] = {
-    { "tcp", HEALTH_TCP }, { "http", HEALTH_HTTP }, { "none", HEALTH_NONE }, { NULL, 0 },
+    { "tcp", HEALTH_TCP }, { "http", HEALTH_HTTP }, { "expect", HEALTH_EXPECT },
+    { "none", HEALTH_NONE }, { NULL, 0 },
 };
 
 #define POOL(field) offsetof(struct pool, field)
@@ -397,6 +404,41 @@ static int config_check_discover(struct config_parse *p, const struct config_key
     char e[256];
     if (discover_parse_spec(value, &spec, e, sizeof(e)) == -1)
         return config_fail(p, "%s", e);
+    return 1;
+}
+
+static int config_check_health_send(struct config_parse *p, const struct config_key *k,
+                                    const char *value, void *field)
+{
+    (void)field;
+    struct pool *pool = &p->cfg->pools[p->index];
+    char e[160];
+    if (check_unescape(value, pool->health_send_bytes, sizeof(pool->health_send_bytes),
+                       &pool->health_send_len, e, sizeof(e)) == -1)
+        return config_fail(p, "%s: %s", k->name, e);
+    return 1;
+}
+
+static int config_check_health_expect(struct config_parse *p, const struct config_key *k,
+                                      const char *value, void *field)
+{
+    (void)field;
+    struct pool *pool = &p->cfg->pools[p->index];
+    char e[160];
+    if (check_unescape(value, pool->health_expect_bytes, sizeof(pool->health_expect_bytes),
+                       &pool->health_expect_len, e, sizeof(e)) == -1)
+        return config_fail(p, "%s: %s", k->name, e);
+    return 1;
+}
+
+/* The kernel takes whole seconds, at most 32767, for both timings. */
+static int config_check_keepalive_time(struct config_parse *p, const struct config_key *k,
+                                       const char *value, void *field)
+{
+    double v = *(double *)field;
+    if (v < 1 || v > 32767 || v != (double)(long)v)
+        return config_fail(p, "%s: must be whole seconds from 1s to 32767s, got '%s'",
+                           k->name, value);
     return 1;
 }
 
@@ -427,7 +469,12 @@ static const struct config_key config_pool_keys[] = {
     { "queue_timeout", CONFIG_DURATION, POOL(queue_timeout), 0, 0, NULL, NULL, 0, "5s",
       "how long a connection waits for a server under maxconn" },
     { "health", CONFIG_WORD, POOL(health), 0, 0, config_health_modes, NULL, 0, "tcp",
-      "active checks: tcp, http or none" },
+      "active checks: tcp, http, expect or none" },
+    { "health_send", CONFIG_STRING, POOL(health_send), 0, 0, NULL, config_check_health_send,
+      CONFIG_EMPTY_OK, NULL, "health = expect: bytes sent first (\\r \\n \\t \\\\ \\xHH)" },
+    { "health_expect", CONFIG_STRING, POOL(health_expect), 0, 0, NULL,
+      config_check_health_expect, 0, NULL,
+      "health = expect: what the answer must start with (same escapes)" },
     { "health_path", CONFIG_STRING, POOL(health_path), 0, 0, NULL,
       config_check_health_path, 0, "/health", "path of the http check's GET" },
     { "health_interval", CONFIG_DURATION, POOL(health_interval), 1, 0, NULL, NULL, 0,
@@ -452,6 +499,14 @@ static const struct config_key config_pool_keys[] = {
       NULL, "servers from DNS: HOST:PORT (A, AAAA) or srv:_SERVICE._PROTO.NAME" },
     { "discover_interval", CONFIG_DURATION, POOL(discover_interval), 1, 0, NULL, NULL, 0,
       "10s", "time between two lookups of discover" },
+    { "tcp_keepalive", CONFIG_WORD, POOL(tcp_keepalive), 0, 0, config_on_off, NULL, 0, "off",
+      "TCP keepalive probes on the client's and the server's connection" },
+    { "tcp_keepalive_idle", CONFIG_DURATION, POOL(tcp_keepalive_idle), 1, 0, NULL,
+      config_check_keepalive_time, 0, "60s", "idle time before the first probe" },
+    { "tcp_keepalive_interval", CONFIG_DURATION, POOL(tcp_keepalive_interval), 1, 0, NULL,
+      config_check_keepalive_time, 0, "10s", "time between two probes" },
+    { "tcp_keepalive_count", CONFIG_UINT, POOL(tcp_keepalive_count), 1, 127, NULL, NULL, 0,
+      "6", "unanswered probes before the connection is dropped" },
     { "rise", CONFIG_UINT, POOL(rise), 1, 100, NULL, NULL, 0, "2",
       "consecutive passed checks that bring a server up" },
     { "fall", CONFIG_UINT, POOL(fall), 1, 100, NULL, NULL, 0, "3",
@@ -460,11 +515,14 @@ static const struct config_key config_pool_keys[] = {
 
 /* ---- server lines ------------------------------------------------------------------ */
 
-/* An option is NAME=N (a number in min..max, stored as unsigned) or a bare
- * flag NAME (stores <value> in an int). */
+/* An option is NAME=N (a number in min..max, stored as unsigned), NAME=IP
+ * (an address literal, port 0, into a struct net_addr; sets has_source) or
+ * a bare flag NAME (stores <value> in an int). */
+enum config_opt_kind { OPT_FLAG = 0, OPT_UINT, OPT_IP };
+
 struct config_server_opt {
     const char *name;
-    int numeric;
+    enum config_opt_kind kind;
     size_t offset;                  /* in struct server */
     unsigned long min, max;
     int value;                      /* flags */
@@ -473,12 +531,25 @@ struct config_server_opt {
 #define SERVER(field) offsetof(struct server, field)
 
 static const struct config_server_opt config_server_opts[] = {
-    { "weight", 1, SERVER(weight), 0, SERVER_WEIGHT_MAX, 0 },
-    { "maxconn", 1, SERVER(maxconn), 0, 1000000, 0 },
-    { "agent_port", 1, SERVER(agent_port), 0, 65535, 0 },
-    { "send-proxy", 0, SERVER(send_proxy), 0, 0, PROXY_V1 },
-    { "send-proxy-v2", 0, SERVER(send_proxy), 0, 0, PROXY_V2 },
+    { "weight", OPT_UINT, SERVER(weight), 0, SERVER_WEIGHT_MAX, 0 },
+    { "maxconn", OPT_UINT, SERVER(maxconn), 0, 1000000, 0 },
+    { "agent_port", OPT_UINT, SERVER(agent_port), 0, 65535, 0 },
+    { "check_port", OPT_UINT, SERVER(check_port), 1, 65535, 0 },
+    { "source", OPT_IP, SERVER(source), 0, 0, 0 },
+    { "backup", OPT_FLAG, SERVER(backup), 0, 0, 1 },
+    { "send-proxy", OPT_FLAG, SERVER(send_proxy), 0, 0, PROXY_V1 },
+    { "send-proxy-v2", OPT_FLAG, SERVER(send_proxy), 0, 0, PROXY_V2 },
 };
+
+size_t config_server_option_count(void)
+{
+    return ARRAY_LEN(config_server_opts);
+}
+
+const char *config_server_option_name(size_t i)
+{
+    return i < ARRAY_LEN(config_server_opts) ? config_server_opts[i].name : NULL;
+}
 
 const char *config_server_option_names(void)
 {
@@ -488,7 +559,8 @@ const char *config_server_option_names(void)
         for (size_t i = 0; i < ARRAY_LEN(config_server_opts) && len < sizeof(names); i++)
             len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s%s",
                                     i ? ", " : "", config_server_opts[i].name,
-                                    config_server_opts[i].numeric ? "=N" : "");
+                                    config_server_opts[i].kind == OPT_UINT ? "=N"
+                                    : config_server_opts[i].kind == OPT_IP ? "=IP" : "");
     }
     return names;
 }
@@ -505,7 +577,7 @@ int config_server_options(const char *name, char *opts, struct server *s,
         const struct config_server_opt *o = NULL;
         for (size_t i = 0; i < ARRAY_LEN(config_server_opts) && o == NULL; i++)
             if (strcmp(opt, config_server_opts[i].name) == 0 &&
-                config_server_opts[i].numeric == (eq != NULL))
+                (config_server_opts[i].kind != OPT_FLAG) == (eq != NULL))
                 o = &config_server_opts[i];
         if (o == NULL) {
             snprintf(err, errlen, "server %s: unknown option '%s' (known: %s)", name, opt,
@@ -513,8 +585,18 @@ int config_server_options(const char *name, char *opts, struct server *s,
             return -1;
         }
         void *field = (char *)s + o->offset;
-        if (!o->numeric) {
+        if (o->kind == OPT_FLAG) {
             *(int *)field = o->value;
+            continue;
+        }
+        if (o->kind == OPT_IP) {
+            char e[160];
+            if (net_parse_ip(eq + 1, (struct net_addr *)field, e, sizeof(e)) == -1 ||
+                net_can_bind((struct net_addr *)field, e, sizeof(e)) == -1) {
+                snprintf(err, errlen, "server %s: %s=%s: %s", name, o->name, eq + 1, e);
+                return -1;
+            }
+            s->has_source = 1;
             continue;
         }
         unsigned long v;
@@ -524,6 +606,12 @@ int config_server_options(const char *name, char *opts, struct server *s,
             return -1;
         }
         *(unsigned *)field = (unsigned)v;
+    }
+    if (s->has_source && s->source.ss.ss_family != s->addr.ss.ss_family) {
+        snprintf(err, errlen, "server %s: source is IPv%d but the server's address is IPv%d",
+                 name, s->source.ss.ss_family == AF_INET ? 4 : 6,
+                 s->addr.ss.ss_family == AF_INET ? 4 : 6);
+        return -1;
     }
     return 0;
 }

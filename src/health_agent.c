@@ -171,7 +171,7 @@ static void health_agent_begin(struct health_check *c)
     ev_tstamp began = ev_now(loop);
     a->len = 0;
     int done = 0;
-    a->fd = net_connect(&a->addr, &done);
+    a->fd = net_connect_from(&a->addr, c->srv->has_source ? &c->srv->source : NULL, &done);
     if (a->fd == -1) {
         char what[160];
         snprintf(what, sizeof(what), "connect: %s", strerror(errno));
@@ -198,11 +198,7 @@ void health_agent_start(struct health_check *c, double delay)
     if (port == 0)
         return;
     a->addr = c->srv->addr;
-    struct sockaddr *sa = (struct sockaddr *)&a->addr.ss;
-    if (sa->sa_family == AF_INET)
-        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-    else if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    net_addr_set_port(&a->addr, port);
     c->has_agent = 1;
     ev_timer_set(&a->timer, delay > 0 ? delay : 0.001, 0);
     ev_timer_start(c->owner->loop, &a->timer);

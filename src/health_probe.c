@@ -18,6 +18,13 @@ void health_probe_prepare(struct health_check *c)
 {
     size_t hdr = proxy_proto_build((enum proxy_version)c->srv->send_proxy, NULL, NULL,
                                    (uint8_t *)c->request);
+    c->proxy_len = hdr;
+    if (c->pool->health == HEALTH_EXPECT) {
+        /* the table bounds health_send to fit after the longest header */
+        memcpy(c->request + hdr, c->pool->health_send_bytes, c->pool->health_send_len);
+        c->request_len = hdr + c->pool->health_send_len;
+        return;
+    }
     int len = snprintf(c->request + hdr, sizeof(c->request) - hdr,
                        "GET %s HTTP/1.1\r\nHost: %s\r\n"
                        "User-Agent: tcplb-health/%s\r\n"
@@ -25,7 +32,6 @@ void health_probe_prepare(struct health_check *c)
                        c->pool->health_path, c->srv->addr_text, TCPLB_VERSION);
     c->request_len = len > 0 && (size_t)len < sizeof(c->request) - hdr
                    ? hdr + (size_t)len : 0;
-    c->proxy_len = hdr;
 }
 
 void health_probe_stop(struct health_check *c)
@@ -61,6 +67,28 @@ static void health_probe_want(struct health_check *c, int events)
     ev_io_start(loop, &c->io);
 }
 
+/* health = expect: the first bytes answered against health_expect. */
+static void health_probe_expect(struct health_check *c)
+{
+    const struct pool *p = c->pool;
+    char seen[80], what[160];
+    switch (check_expect_match((const unsigned char *)c->answer, c->answer_len,
+                               p->health_expect_bytes, p->health_expect_len)) {
+    case CHECK_EXPECT_MORE:
+        return;
+    case CHECK_EXPECT_MATCH:
+        health_probe_end(c, 1, "expected answer");
+        return;
+    case CHECK_EXPECT_MISMATCH:
+        break;
+    }
+    size_t n = c->answer_len < 32 ? c->answer_len : 32;
+    check_printable((const unsigned char *)c->answer, n, seen, sizeof(seen));
+    snprintf(what, sizeof(what), "unexpected answer \"%s%s\"", seen,
+             c->answer_len > n ? "..." : "");
+    health_probe_end(c, 0, what);
+}
+
 void health_probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -83,6 +111,11 @@ void health_probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         c->phase = PHASE_SENDING;
+        if (c->request_len == 0) {      /* expect, nothing to send: a banner */
+            c->phase = PHASE_READING;
+            health_probe_want(c, EV_READ);
+            return;
+        }
     }
     if (c->phase == PHASE_SENDING) {
         ssize_t n = send(c->fd, c->request + c->request_off,
@@ -116,10 +149,16 @@ void health_probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (n == 0) {
-        health_probe_end(c, 0, "closed before a status line");
+        health_probe_end(c, 0, c->pool->health == HEALTH_EXPECT
+                                   ? "closed before the expected answer"
+                                   : "closed before a status line");
         return;
     }
     c->answer_len += (size_t)n;
+    if (c->pool->health == HEALTH_EXPECT) {
+        health_probe_expect(c);
+        return;
+    }
     int status = 0;
     switch (check_http_parse(c->answer, c->answer_len, &status)) {
     case CHECK_HTTP_MORE:
@@ -159,7 +198,12 @@ void health_probe_begin(struct health_check *c)
     c->answer_len = 0;
     c->request_off = 0;
     int done = 0;
-    c->fd = net_connect(&c->srv->addr, &done);
+    /* check_port=N: the same host, another port (an admin or status
+     * port); source=IP: from the address the traffic comes from */
+    struct net_addr to = c->srv->addr;
+    if (c->srv->check_port != 0)
+        net_addr_set_port(&to, c->srv->check_port);
+    c->fd = net_connect_from(&to, c->srv->has_source ? &c->srv->source : NULL, &done);
     if (c->fd == -1 && net_error_is_local(errno)) {
         /* our own shortage (descriptors, ports, memory), not the server's:
          * no verdict this round */

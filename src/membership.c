@@ -78,6 +78,10 @@ static int membership_fill(struct pool *pool, struct server *s, const struct ser
     s->maxconn = tmpl->maxconn;
     s->send_proxy = tmpl->send_proxy;
     s->agent_port = tmpl->agent_port;
+    s->backup = tmpl->backup;
+    s->check_port = tmpl->check_port;
+    s->has_source = tmpl->has_source;
+    s->source = tmpl->source;
     s->index = (uint32_t)(s - pool->servers);
     s->line = 0;
     s->pool = pool;
@@ -152,6 +156,7 @@ static void membership_remove(struct health *h, struct server *s, const char *wh
     s->leaving = 0;
     s->removed_at = now;
     __atomic_store_n(&s->removed, 1, __ATOMIC_RELEASE);
+    pool_refresh_backups(pool);
     log_msg("server %s/%s removed: %s", pool->name, s->name, why);
     events_note(pool->name, s->name, server_state_str(was), "none", why);
 }

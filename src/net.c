@@ -209,10 +209,30 @@ fail:
 
 int net_connect(const struct net_addr *addr, int *done)
 {
+    return net_connect_from(addr, NULL, done);
+}
+
+static int net_bind_source(int fd, const struct net_addr *source)
+{
+    int one = 1;
+    /* not fatal where the kernel lacks it (before 4.2): the bind then
+     * reserves a port itself */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    return bind(fd, (const struct sockaddr *)&source->ss, source->len);
+}
+
+int net_connect_from(const struct net_addr *addr, const struct net_addr *source, int *done)
+{
     int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1)
         return -1;
     (void)net_set_nodelay(fd);
+    if (source != NULL && net_bind_source(fd, source) == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
     if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0) {
         *done = 1;
         return fd;
@@ -225,4 +245,72 @@ int net_connect(const struct net_addr *addr, int *done)
     close(fd);
     errno = saved;
     return -1;
+}
+
+int net_parse_ip(const char *text, struct net_addr *out, char *err, size_t errlen)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+        text++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(host)) {
+        snprintf(err, errlen, "expected an IPv4 or IPv6 address");
+        return -1;
+    }
+    memcpy(host, text, n);
+    host[n] = '\0';
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        out->len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        out->len = sizeof(*sin6);
+        return 0;
+    }
+    snprintf(err, errlen, "'%.64s' is not an IPv4 or IPv6 address", host);
+    return -1;
+}
+
+int net_can_bind(const struct net_addr *source, char *err, size_t errlen)
+{
+    int fd = socket(source->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int rc = net_bind_source(fd, source);
+    int saved = errno;
+    close(fd);
+    if (rc == -1) {
+        snprintf(err, errlen, "cannot bind it: %s", strerror(saved));
+        return -1;
+    }
+    return 0;
+}
+
+int net_set_keepalive(int fd, unsigned idle, unsigned interval, unsigned count)
+{
+    int on = 1, i = (int)idle, v = (int)interval, c = (int)count;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &i, sizeof(i)) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v)) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &c, sizeof(c)) == -1)
+        return -1;
+    return 0;
+}
+
+void net_addr_set_port(struct net_addr *addr, unsigned port)
+{
+    struct sockaddr *sa = (struct sockaddr *)&addr->ss;
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+    else if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }

@@ -84,6 +84,37 @@ static void pool_actives_free(int32_t *counts)
         free(a);
 }
 
+/* Backups take connections while no other server is available (up with a
+ * weight in force): recomputed after every change that can make a server
+ * available or not. When it flips, each backup's availability flips with
+ * it, so their live weights and the scheduler follow. */
+void pool_refresh_backups(struct pool *p)
+{
+    uint32_t n = pool_nservers(p);
+    int backups = 0, primary = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct server *s = &p->servers[i];
+        if (!server_listed(s))
+            continue;
+        if (s->backup)
+            backups = 1;
+        else if (server_state(s) == SERVER_UP && server_eweight(s) > 0)
+            primary = 1;
+    }
+    int use = backups && !primary;
+    if (__atomic_load_n(&p->using_backups, __ATOMIC_RELAXED) == use)
+        return;
+    __atomic_store_n(&p->using_backups, use, __ATOMIC_RELEASE);
+    for (uint32_t i = 0; i < n; i++) {
+        struct server *s = &p->servers[i];
+        if (!s->backup || !server_listed(s))
+            continue;
+        pool_update_live_weight(s);
+        if (p->sched_state != NULL && p->sched->server_changed)
+            p->sched->server_changed(p->sched_state, p, s);
+    }
+}
+
 void pool_set_server_state(struct server *s, enum server_state st)
 {
     if (server_state(s) == st)
@@ -93,6 +124,8 @@ void pool_set_server_state(struct server *s, enum server_state st)
     struct pool *p = s->pool;
     if (p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
+    if (!s->backup)
+        pool_refresh_backups(p);
 }
 
 int pool_set_server_weight(struct server *s, unsigned weight)
@@ -104,6 +137,8 @@ int pool_set_server_weight(struct server *s, unsigned weight)
     struct pool *p = s->pool;
     if (p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
+    if (!s->backup)
+        pool_refresh_backups(p);
     return 0;
 }
 
@@ -123,6 +158,8 @@ void pool_set_server_factors(struct server *s, unsigned agent_pct, unsigned ramp
     struct pool *p = s->pool;
     if (server_eweight(s) != before && p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
+    if (!s->backup && (before == 0) != (server_eweight(s) == 0))
+        pool_refresh_backups(p);
 }
 
 struct server *pool_find_server(struct pool *p, const char *name)
@@ -167,6 +204,7 @@ uint64_t pool_mapping(struct pool *p)
         h = pool_fnv(h, s->addr_text, strlen(s->addr_text) + 1);
         h = pool_fnv(h, &st, sizeof(st));
         h = pool_fnv(h, &ew, sizeof(ew));
+        h = pool_fnv(h, &s->backup, sizeof(s->backup));
     }
     free(sorted);
     if (p->sched->mapping != NULL && p->sched_state != NULL) {
@@ -181,6 +219,7 @@ void pool_server_published(struct pool *p, struct server *s)
     pool_update_live_weight(s);
     if (p->sched_state != NULL && p->sched->server_changed)
         p->sched->server_changed(p->sched_state, p, s);
+    pool_refresh_backups(p);
 }
 
 int pool_keep_text(struct pool *p, char *text)
@@ -290,10 +329,11 @@ int pool_start(struct pool *p, unsigned nworkers, char *err, size_t errlen)
         goto nomem;
     memset(p->live_weights, 0, bytes);
     p->live_weight_total = 0;
-    for (uint32_t i = 0; i < p->nservers; i++) {
+    for (uint32_t i = 0; i < p->nservers; i++)
         p->servers[i].pool = p;
+    pool_refresh_backups(p);     /* before the weights: backups depend on it */
+    for (uint32_t i = 0; i < p->nservers; i++)
         pool_update_live_weight(&p->servers[i]);
-    }
     p->clients = client_table_new(p->persist_max);
     if (p->clients == NULL)
         goto nomem;
@@ -383,6 +423,8 @@ void pool_release(struct pool *p)
     p->nkept = 0;
     free(p->name);
     free(p->health_path);
+    free(p->health_send);
+    free(p->health_expect);
     free(p->discover);
     p->name = p->health_path = p->discover = NULL;
 }

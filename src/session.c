@@ -20,6 +20,7 @@
 #include "health.h"
 #include "listener.h"
 #include "log.h"
+#include "log_line.h"
 #include "net.h"
 #include "proxy_proto.h"
 #include "scheduler.h"
@@ -92,6 +93,19 @@ static void session_queue_kick(struct pool *pool)
         worker_wake_queue(owner);
 }
 
+/* tcp_keepalive: the kernel probes an idle peer, so a client or server
+ * that vanished without a FIN or RST (a powered-off host, a NAT or
+ * firewall that forgot the flow) ends the connection instead of holding it
+ * until idle_timeout. */
+static void session_keepalive(struct session *s, int fd)
+{
+    const struct pool *p = s->pool;
+    /* on a TCP socket of ours these cannot fail with values the config
+     * table bounded */
+    (void)net_set_keepalive(fd, (unsigned)p->tcp_keepalive_idle,
+                            (unsigned)p->tcp_keepalive_interval, p->tcp_keepalive_count);
+}
+
 /* Gives back the server slot (active count, scheduler) and closes its fd. */
 static void session_drop_server(struct session *s)
 {
@@ -118,40 +132,44 @@ static void session_drop_server(struct session *s)
 
 static void session_log(struct session *s)
 {
-    char line[600], client[NET_ADDR_STRLEN], ts[40], connect_ms[32], rt[32], status[24];
+    /* room for the longest names and the JSON quoting: nothing is cut */
+    char line[1024], client[NET_ADDR_STRLEN], ts[40];
     struct tm tm;
     gmtime_r(&s->wall_start.tv_sec, &tm);
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", s->wall_start.tv_nsec / 1000000);
+
+    struct log_line l;
+    log_line_start(&l, line, sizeof(line), s->worker->config->global.log_format);
+    log_line_str(&l, "ts", ts);
+    log_line_str(&l, "client",
+                 net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)));
+    log_line_str(&l, "listener", s->listener->name);
+    log_line_str(&l, "pool", s->pool->name);
+    /* no value unless a server was reached (its connect succeeded) */
+    log_line_str(&l, "server", s->served_by != NULL ? s->served_by->name : NULL);
     if (s->connect_ms >= 0)
-        snprintf(connect_ms, sizeof(connect_ms), "%.2f", s->connect_ms);
+        log_line_num(&l, "connect_ms", "%.2f", s->connect_ms);
     else
-        snprintf(connect_ms, sizeof(connect_ms), "-");
-    /* `-` unless a server was reached (its connect succeeded) */
-    const char *server = s->served_by != NULL ? s->served_by->name : "-";
+        log_line_none(&l, "connect_ms");
+    log_line_num(&l, "duration_ms", "%.1f", (ev_now(s->worker->loop) - s->started) * 1000.0);
+    log_line_num(&l, "bytes_in", "%llu", (unsigned long long)s->bytes_in);
+    log_line_num(&l, "bytes_out", "%llu", (unsigned long long)s->bytes_out);
+    log_line_str(&l, "term", session_term_str(s->term));
+    log_line_num(&l, "requests", "%u", s->requests);
     if (s->rt_n > 0)
-        snprintf(rt, sizeof(rt), "%.2f", s->rt_sum / s->rt_n * 1000.0);
+        log_line_num(&l, "rt_ms", "%.2f", s->rt_sum / s->rt_n * 1000.0);
     else
-        snprintf(rt, sizeof(rt), "-");
-    status[0] = '\0';
+        log_line_none(&l, "rt_ms");
     if (s->listener->mode == LISTENER_HTTP) {
         if (s->last_status)
-            snprintf(status, sizeof(status), " status=%u", s->last_status);
+            log_line_num(&l, "status", "%u", s->last_status);
         else
-            snprintf(status, sizeof(status), " status=-");
+            log_line_none(&l, "status");
     }
-
-    int len = snprintf(line, sizeof(line),
-        "ts=%s client=%s listener=%s pool=%s server=%s connect_ms=%s "
-        "duration_ms=%.1f bytes_in=%llu bytes_out=%llu term=%s requests=%u rt_ms=%s%s\n",
-        ts, net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)),
-        s->listener->name, s->pool->name, server, connect_ms,
-        (ev_now(s->worker->loop) - s->started) * 1000.0,
-        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-        session_term_str(s->term), s->requests, rt, status);
+    size_t len = log_line_end(&l);
     if (len > 0)
-        log_access(s->worker->id, line, (size_t)len < sizeof(line) ? (size_t)len
-                                                                    : sizeof(line) - 1);
+        log_access(s->worker->id, line, len);
 }
 
 void session_close(struct session *s, enum session_term term)
@@ -419,9 +437,11 @@ int session_connect(struct session *s)
 
     int done = 0;
     s->connect_started = ev_time();
-    int fd = net_connect(&srv->addr, &done);
+    int fd = net_connect_from(&srv->addr, srv->has_source ? &srv->source : NULL, &done);
     if (fd == -1)
         return net_error_is_local(errno) ? session_wait_for_fd(s) : session_try_next(s);
+    if (s->pool->tcp_keepalive)
+        session_keepalive(s, fd);
     s->srv.fd = fd;
     s->srv.events = 0;
     if (done) {
@@ -618,7 +638,10 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     s->client.io.data = s->srv.io.data = s;
     ev_init(&s->timer, session_timer_cb);
     /* TCP_NODELAY comes from the listening socket (Linux copies it to
-     * accepted ones): no setsockopt per connection. */
+     * accepted ones): no setsockopt per connection. Keepalive is the
+     * pool's, which a reload may change under the same listening socket. */
+    if (s->pool->tcp_keepalive)
+        session_keepalive(s, fd);
 
     counter_add(&s->listener->counters[w->id].total, 1);
     counter_add(&s->listener->counters[w->id].active, 1);

@@ -14,6 +14,7 @@
 #include "health.h"
 #include "http_obs.h"
 #include "log.h"
+#include "log_line.h"
 #include "net.h"
 #include "scheduler.h"
 #include "session_int.h"
@@ -88,8 +89,7 @@ static void session_escape_path(const char *path, char *out, size_t len)
 
 static void session_log_request(struct session *s, const struct http_obs_exchange *x)
 {
-    char line[1100], client[NET_ADDR_STRLEN], ts[40], path[HTTP_OBS_PATH_MAX * 3 + 1];
-    char rt[32];
+    char line[2048], client[NET_ADDR_STRLEN], ts[40], path[HTTP_OBS_PATH_MAX * 3 + 1];
     /* the request's own start on the wall clock */
     double at = (double)s->wall_start.tv_sec + s->wall_start.tv_nsec / 1e9 +
                 (x->sent - s->started);
@@ -98,20 +98,29 @@ static void session_log_request(struct session *s, const struct http_obs_exchang
     gmtime_r(&sec, &tm);
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03dZ", (int)((at - (double)sec) * 1000) % 1000);
-    session_escape_path(x->path[0] ? x->path : "-", path, sizeof(path));
+    session_escape_path(x->path, path, sizeof(path));
+
+    struct log_line l;
+    log_line_start(&l, line, sizeof(line), s->worker->config->global.log_format);
+    log_line_str(&l, "type", "request");
+    log_line_str(&l, "ts", ts);
+    log_line_str(&l, "client",
+                 net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)));
+    log_line_str(&l, "listener", s->listener->name);
+    log_line_str(&l, "pool", s->pool->name);
+    log_line_str(&l, "server", s->server->name);
+    log_line_str(&l, "method", x->method);
+    log_line_str(&l, "path", path[0] ? path : NULL);
+    log_line_num(&l, "status", "%d", x->status);
     if (isnan(x->rt))
-        snprintf(rt, sizeof(rt), "-");
+        log_line_none(&l, "rt_ms");
     else
-        snprintf(rt, sizeof(rt), "%.2f", x->rt * 1000.0);
-    int len = snprintf(line, sizeof(line),
-        "type=request ts=%s client=%s listener=%s pool=%s server=%s method=%s path=%s "
-        "status=%d rt_ms=%s bytes_in=%llu bytes_out=%llu\n",
-        ts, net_addr_str((struct sockaddr *)&s->client_addr, client, sizeof(client)),
-        s->listener->name, s->pool->name, s->server->name, x->method, path, x->status, rt,
-        (unsigned long long)x->bytes_in, (unsigned long long)x->bytes_out);
+        log_line_num(&l, "rt_ms", "%.2f", x->rt * 1000.0);
+    log_line_num(&l, "bytes_in", "%llu", (unsigned long long)x->bytes_in);
+    log_line_num(&l, "bytes_out", "%llu", (unsigned long long)x->bytes_out);
+    size_t len = log_line_end(&l);
     if (len > 0)
-        log_access(s->worker->id, line, (size_t)len < sizeof(line) ? (size_t)len
-                                                                    : sizeof(line) - 1);
+        log_access(s->worker->id, line, len);
 }
 
 static void session_obs_request(void *ctx)

@@ -60,6 +60,11 @@ static void stats_server_get_eweight(const void *view, struct stats_value *out)
     out->v.d = (double)server_eweight(SERVER_VIEW(view)) / SERVER_WEIGHT_SCALE;
 }
 
+static void stats_server_get_backup(const void *view, struct stats_value *out)
+{
+    stats_set_u64(out, SERVER_VIEW(view)->backup != 0);
+}
+
 static void stats_server_get_active(const void *view, struct stats_value *out)
 {
     out->type = STATS_S64;

@@ -30,7 +30,7 @@ STOP_TIMEOUT = 10.0         # SIGTERM -> exit within this, else SIGKILL
 WRAPPED_START_TIMEOUT = 30.0  # start under $TCPLB_WRAPPER (valgrind is slow)
 
 STAT_CSV_HEADER = ('# pool,server,addr,state,weight,active,total,failed,'
-                   'bytes_in,bytes_out,requests,rt_p50_ms,rt_p99_ms,http_5xx,eweight')
+                   'bytes_in,bytes_out,requests,rt_p50_ms,rt_p99_ms,http_5xx,eweight,backup')
 
 
 def tcplb_bin():

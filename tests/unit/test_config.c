@@ -435,7 +435,7 @@ static const struct bad_case bad_cases[] = {
     { "bad persist", LISTENER_WEB "[pool p]\npersist = cookie\n",
       5, "persist: expected none or source" },
     { "bad health", LISTENER_WEB "[pool p]\nhealth = icmp\n",
-      5, "health: expected tcp, http or none" },
+      5, "health: expected tcp, http, expect or none" },
     { "health_path without /", LISTENER_WEB "[pool p]\nhealth_path = health\n",
       5, "health_path: must start with '/'" },
     { "rise 0", LISTENER_WEB "[pool p]\nrise = 0\n", 5, "rise: '0' is not a whole number in 1-100" },

@@ -85,7 +85,8 @@ static void test_server_options_come_from_the_table(void **state)
 {
     (void)state;
     assert_string_equal(config_server_option_names(),
-                        "weight=N, maxconn=N, agent_port=N, send-proxy, send-proxy-v2");
+                        "weight=N, maxconn=N, agent_port=N, check_port=N, source=IP, backup, "
+                        "send-proxy, send-proxy-v2");
     struct server s = { .weight = 1 };
     char opts[] = "weight=7 send-proxy-v2 maxconn=9";
     char err[256];

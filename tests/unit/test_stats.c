@@ -369,7 +369,7 @@ static void test_show_info_uptime_follows_the_clock(void **state)
 
 static const char csv_header[] =
     "# pool,server,addr,state,weight,active,total,failed,bytes_in,bytes_out,"
-    "requests,rt_p50_ms,rt_p99_ms,http_5xx,eweight\n";
+    "requests,rt_p50_ms,rt_p99_ms,http_5xx,eweight,backup\n";
 
 static void test_show_stat_header_is_exact(void **state)
 {
@@ -401,9 +401,9 @@ static void test_show_stat_has_one_line_per_server_with_summed_counters(void **s
     const char *a = run(f, "show stat");
     char want[1024];
     snprintf(want, sizeof(want), "%s"
-             "php,web1,127.0.0.1:9001,up,1,2,7,2,120,5000,11,%.3f,%.3f,2,1.000\n"
-             "php,web2,127.0.0.1:9002,up,3,0,0,0,0,0,0,,,0,3.000\n"
-             "api,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0,1.000\n"
+             "php,web1,127.0.0.1:9001,up,1,2,7,2,120,5000,11,%.3f,%.3f,2,1.000,0\n"
+             "php,web2,127.0.0.1:9002,up,3,0,0,0,0,0,0,,,0,3.000,0\n"
+             "api,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0,1.000,0\n"
              "\n", csv_header,
              recent_rt_bucket_value(recent_rt_bucket(0.010)) * 1000,
              recent_rt_bucket_value(recent_rt_bucket(1.0)) * 1000);
@@ -434,7 +434,7 @@ static void test_show_stat_after_clear_shows_zeroes(void **state)
     assert_non_null(strstr(run(f, "show stat"), "\napi,api1,[::1]:9100,up,1,0,9,0,0,0,4,"));
     counters_server_clear(api1->counters, f->config->global.workers);
     assert_non_null(strstr(run(f, "show stat"),
-                           "\napi,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0,1.000\n"));
+                           "\napi,api1,[::1]:9100,up,1,0,0,0,0,0,0,,,0,1.000,0\n"));
 }
 
 /* ---- show stat json -------------------------------------------------------------------------- */
@@ -494,7 +494,7 @@ static void test_show_stat_json_has_pool_and_server_fields(void **state)
         "\"p99\":null,\"mean\":null,\"samples\":0},\"responses\":{\"1xx\":0,\"2xx\":0,"
         "\"3xx\":0,\"4xx\":0,\"5xx\":0},\"http_unparsed\":0,\"last_minute\":{"
         "\"connections\":0,\"requests\":0,\"failed\":0,\"responses\":0,\"5xx\":0},"
-        "\"eweight\":3.000}",
+        "\"eweight\":3.000,\"backup\":0}",
         "{\"name\":\"api\",\"scheduler\":\"roundrobin\",\"servers\":[{\"name\":\"api1\","
         "\"addr\":\"[::1]:9100\"",
     };
