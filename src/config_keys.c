@@ -493,6 +493,11 @@ const char *config_server_option_names(void)
     return names;
 }
 
+const char *config_server_option_name(size_t i)
+{
+    return i < ARRAY_LEN(config_server_opts) ? config_server_opts[i].name : NULL;
+}
+
 int config_server_options(const char *name, char *opts, struct server *s,
                           char *err, size_t errlen)
 {
