@@ -115,8 +115,8 @@ int config_server_options(const char *name, char *opts, struct server *s,
                           char *err, size_t errlen);
 /* "weight=N, maxconn=N, ..." for messages and help. */
 const char *config_server_option_names(void);
-/* The server options one by one (for the docs' and man page's tests). */
-size_t config_server_option_count(void);
+/* The name of the i-th server line option ("weight", "send-proxy"), or NULL
+ * past the last: for tests that check the docs against the table. */
 const char *config_server_option_name(size_t i);
 
 /* The names of [global] keys flagged CONFIG_RESTART whose value differs

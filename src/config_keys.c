@@ -541,16 +541,6 @@ static const struct config_server_opt config_server_opts[] = {
     { "send-proxy-v2", OPT_FLAG, SERVER(send_proxy), 0, 0, PROXY_V2 },
 };
 
-size_t config_server_option_count(void)
-{
-    return ARRAY_LEN(config_server_opts);
-}
-
-const char *config_server_option_name(size_t i)
-{
-    return i < ARRAY_LEN(config_server_opts) ? config_server_opts[i].name : NULL;
-}
-
 const char *config_server_option_names(void)
 {
     static char names[256];
@@ -563,6 +553,11 @@ const char *config_server_option_names(void)
                                     : config_server_opts[i].kind == OPT_IP ? "=IP" : "");
     }
     return names;
+}
+
+const char *config_server_option_name(size_t i)
+{
+    return i < ARRAY_LEN(config_server_opts) ? config_server_opts[i].name : NULL;
 }
 
 int config_server_options(const char *name, char *opts, struct server *s,

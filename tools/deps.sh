@@ -36,6 +36,9 @@ if [ "${1:-}" = "test" ]; then
     # tests/integration/test_keepalived.py: two instances behind a VRRP address
     command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || want_pkg keepalived
     command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || want_pkg iproute2
+    # tests/integration/test_man.py lints man/ with both formatters
+    command -v mandoc >/dev/null 2>&1 || want_pkg mandoc
+    command -v groff >/dev/null 2>&1 || want_pkg groff-base
 fi
 
 [ -z "$missing" ] && exit 0

@@ -1,8 +1,9 @@
 /* test_config_keys.c — config_keys.c: the key tables themselves (every key
  * has help text, every default parses with the key's own parser and gives
  * the value the docs state), server line options (the option list in
- * messages comes from the table), and which [global] changes a reload keeps
- * for a restart. */
+ * messages comes from the table), which [global] changes a reload keeps
+ * for a restart, and that docs/configuration.md and man/tcplb.ini.5 name
+ * every key and option of the tables. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,6 +162,93 @@ static void test_configuration_md_names_every_key(void **state)
     }
 }
 
+/* Reads <path> (relative to the repository's top) into a static buffer. */
+static const char *read_doc(const char *path)
+{
+    static char doc[256 * 1024];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("%s not readable from the current directory", path);
+    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    return doc;
+}
+
+/* The part of the man page <doc> under ".SH <heading>", up to the next
+ * ".SH", copied into <out>. */
+static void man_section(const char *doc, const char *heading, char *out, size_t outlen)
+{
+    char needle[80];
+    snprintf(needle, sizeof(needle), "\n.SH %s\n", heading);
+    const char *start = strstr(doc, needle);
+    if (start == NULL)
+        fail_msg("man/tcplb.ini.5 has no section '.SH %s'", heading);
+    start += strlen(needle) - 1;
+    const char *end = strstr(start, "\n.SH ");
+    size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+    if (len >= outlen)
+        fail_msg("section %s of man/tcplb.ini.5 is too long for the test", heading);
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+/* 1 when <text> holds an item for <name>: a line ".TP" and then a tag line
+ * that starts with \fBNAME\fR, NAME's '-' written "\-" as roff wants. */
+static int man_has_item(const char *text, const char *name)
+{
+    char needle[160] = "\n.TP\n\\fB";
+    size_t len = strlen(needle);
+    for (const char *c = name; *c != '\0' && len + 8 < sizeof(needle); c++) {
+        if (*c == '-')
+            needle[len++] = '\\';
+        needle[len++] = *c;
+    }
+    snprintf(needle + len, sizeof(needle) - len, "\\fR");
+    return strstr(text, needle) != NULL;
+}
+
+/* man/tcplb.ini.5 documents every key of each section's table under that
+ * section's heading, and every server line option under SERVER OPTIONS,
+ * each as its own .TP item (see man_has_item), so that page and tables
+ * cannot drift apart. */
+static void test_man_page_names_every_key_and_server_option(void **state)
+{
+    (void)state;
+    const char *doc = read_doc("man/tcplb.ini.5");
+    static char text[128 * 1024];
+    static const struct {
+        enum config_section sec;
+        const char *heading;
+    } sections[] = {
+        { SECTION_GLOBAL, "GLOBAL SECTION" },
+        { SECTION_LISTENER, "LISTENER SECTIONS" },
+        { SECTION_POOL, "POOL SECTIONS" },
+    };
+    for (size_t s = 0; s < ARRAY_LEN(sections); s++) {
+        man_section(doc, sections[s].heading, text, sizeof(text));
+        size_t nkeys;
+        const struct config_key *keys = config_section_keys(sections[s].sec, &nkeys);
+        for (size_t i = 0; i < nkeys; i++)
+            if (!man_has_item(text, keys[i].name))
+                fail_msg("man/tcplb.ini.5 does not document %s %s under .SH %s",
+                         config_section_label(sections[s].sec), keys[i].name,
+                         sections[s].heading);
+    }
+    man_section(doc, "SERVER OPTIONS", text, sizeof(text));
+    size_t nopts = 0;
+    for (const char *name; (name = config_server_option_name(nopts)) != NULL; nopts++)
+        if (!man_has_item(text, name))
+            fail_msg("man/tcplb.ini.5 does not document the server option %s "
+                     "under .SH SERVER OPTIONS", name);
+    assert_true(nopts >= 5);
+    /* the check itself: a key mentioned in passing is not an item */
+    assert_false(man_has_item("\n.TP\n\\fBhealth_path\\fR = x\n", "health"));
+    assert_false(man_has_item("\n.PP\n\\fBhealth\\fR\n", "health"));
+    assert_true(man_has_item("\n.TP\n\\fBsend\\-proxy\\fR\n", "send-proxy"));
+    assert_false(man_has_item("\n.TP\n\\fBsend\\-proxy\\-v2\\fR\n", "send-proxy"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_server_options_come_from_the_table),
         cmocka_unit_test(test_restart_keys_that_changed_are_named),
         cmocka_unit_test(test_configuration_md_names_every_key),
+        cmocka_unit_test(test_man_page_names_every_key_and_server_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

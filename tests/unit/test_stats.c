@@ -1,7 +1,8 @@
 /* test_stats.c — stats.c: the answers of help, show info, show stat and show
  * stat json over a config from config_load_string(), with counters put into
  * the workers' slots by hand and an injected clock; malformed commands answer
- * "error: ..." and every answer ends with an empty line. */
+ * "error: ..." and every answer ends with an empty line; docs/reference.md
+ * and man/tcplb.8 list every command of the table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -311,6 +312,41 @@ static void test_reference_md_lists_every_command(void **state)
     }
 }
 
+/* man/tcplb.8 names every command of the table under ".SH STATS SOCKET",
+ * each as its own item: a line ".TP" and then a tag line that starts with
+ * \fBWORDS\fR (a '-' written "\-"), arguments after it. */
+static void test_man_page_lists_every_command(void **state)
+{
+    (void)state;
+    FILE *fp = fopen("man/tcplb.8", "r");
+    if (fp == NULL)
+        fail_msg("man/tcplb.8 not readable from the current directory");
+    static char doc[256 * 1024];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+    fclose(fp);
+    doc[n] = '\0';
+    char *section = strstr(doc, "\n.SH STATS SOCKET\n");
+    if (section == NULL)
+        fail_msg("man/tcplb.8 has no section '.SH STATS SOCKET'");
+    char *end = strstr(section + 1, "\n.SH ");
+    if (end != NULL)
+        *end = '\0';
+    for (size_t i = 0; stats_command_words(i) != NULL; i++) {
+        char needle[160] = "\n.TP\n\\fB";
+        size_t len = strlen(needle);
+        for (const char *c = stats_command_words(i); *c != '\0' && len + 8 < sizeof(needle);
+             c++) {
+            if (*c == '-')
+                needle[len++] = '\\';
+            needle[len++] = *c;
+        }
+        snprintf(needle + len, sizeof(needle) - len, "\\fR");
+        if (strstr(section, needle) == NULL)
+            fail_msg("man/tcplb.8 does not list '%s' under .SH STATS SOCKET",
+                     stats_command_words(i));
+    }
+}
+
 static void test_missing_arguments_answer_the_usage(void **state)
 {
     struct fixture *f = *state;
@@ -592,6 +628,7 @@ int main(void)
         FIXTURE_TEST(test_help_lists_every_command_and_each_is_accepted),
         FIXTURE_TEST(test_missing_arguments_answer_the_usage),
         FIXTURE_TEST(test_reference_md_lists_every_command),
+        FIXTURE_TEST(test_man_page_lists_every_command),
         FIXTURE_TEST(test_show_info_has_the_documented_keys),
         FIXTURE_TEST(test_show_info_uptime_follows_the_clock),
         FIXTURE_TEST(test_show_stat_header_is_exact),
