@@ -244,7 +244,7 @@ static const struct config_key config_global_keys[] = {
       config_check_socket_path, CONFIG_EMPTY_OK | CONFIG_RESTART, NULL,
       "path of the UNIX stats socket (mode 0600)" },
     { "stats_http", CONFIG_STRING, GLOBAL(stats_http), 0, 0, NULL, config_check_stats_http,
-      CONFIG_RESTART, NULL, "ADDR:PORT serving /metrics, /stats.json and the page" },
+      CONFIG_RESTART, NULL, "ADDR:PORT serving the page, /metrics, /health and the JSON views" },
     { "log", CONFIG_STRING, GLOBAL(log_path), 0, 0, NULL, config_check_log,
       CONFIG_RESTART, "stderr", "access log: stderr, off or a file path" },
     { "log_format", CONFIG_WORD, GLOBAL(log_format), 0, 0, config_log_formats, NULL, 0,

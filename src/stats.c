@@ -24,7 +24,7 @@
 #include "util.h"
 #include "worker.h"
 
-#define STATS_MAX_WORDS 10      /* add server POOL/NAME ADDR and four options */
+#define STATS_MAX_WORDS 14      /* add server POOL/NAME ADDR and ten options */
 #define STATS_CLIENTS_DEFAULT 20
 #define STATS_CLIENTS_MAX 1000
 #define STATS_EVENTS_DEFAULT 50
@@ -543,11 +543,11 @@ static const struct stats_command stats_commands[] = {
     { "enable server", "POOL/SERVER", 1, 1, "leaves maint/drain; health decides up/down",
       stats_admin, ADMIN_NONE },
     { "set weight", "POOL/SERVER N", 2, 2, "new weight, 0-256", stats_set_weight, 0 },
-    { "clear counters", "", 0, 0, "zeroes total, failed, bytes and client counts",
+    { "clear counters", "", 0, 0, "zeroes the servers' and listeners' counters and the client counts",
       stats_clear_counters, 0 },
     { "explain", "POOL", 1, 1, "why the pool's load is what it is: findings and a verdict",
       stats_explain, 0 },
-    { "add server", "POOL/NAME ADDR [OPTION ...]", 2, 6,
+    { "add server", "POOL/NAME ADDR [OPTION ...]", 2, 12,
       "a new server (until reload); down until its check passes", stats_add_server, 0 },
     { "del server", "POOL/NAME", 1, 1, "removes a server in maint with no connection",
       stats_del_server, 0 },
