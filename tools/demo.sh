@@ -15,6 +15,7 @@ BACKENDS="web1:9001 web2:9002 web3:9003"
 # Read from the config so that the hints below cannot drift from it.
 LISTEN=$(sed -n 's/^bind *= *\([^ ;]*\).*/\1/p' "$CONF" | head -n 1)
 SOCK=$(sed -n 's/^stats_socket *= *\([^ ;]*\).*/\1/p' "$CONF" | head -n 1)
+PAGE=$(sed -n 's/^stats_http *= *\([^ ;]*\).*/\1/p' "$CONF" | head -n 1)
 
 backend_pids=""
 tcplb_pid=""
@@ -88,7 +89,8 @@ demo_start_backend() {
     done
 }
 
-{ [ -n "$LISTEN" ] && [ -n "$SOCK" ]; } || demo_die "$CONF has no bind or stats_socket line"
+{ [ -n "$LISTEN" ] && [ -n "$SOCK" ] && [ -n "$PAGE" ]; } ||
+    demo_die "$CONF has no bind, stats_socket or stats_http line"
 [ -x "$BACKEND" ] || demo_die "$BACKEND is missing; run 'make' first"
 [ -x "$TCPLB" ] || demo_die "$TCPLB is missing; run 'make' first"
 "$TCPLB" -c -f "$CONF" || demo_die "$CONF is refused by $TCPLB -c"
@@ -97,6 +99,7 @@ for b in $BACKENDS; do
     demo_port_check "${b#*:}"
 done
 demo_port_check "${LISTEN##*:}"
+demo_port_check "${PAGE##*:}"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tcplb-demo.XXXXXX") || demo_die "cannot create a temp dir"
 for b in $BACKENDS; do
@@ -114,12 +117,15 @@ cat <<EOF
 tcplb demo
   backends  web1 127.0.0.1:9001, web2 127.0.0.1:9002, web3 127.0.0.1:9003 (weight 2)
   tcplb     http://$LISTEN/   (config $CONF, round robin)
+  live page http://$PAGE/   (open it in a browser: servers, shares, response times,
+            the verdict on the pool; also /metrics, /stats.json, /health)
 
 Try from another terminal:
   curl -s http://$LISTEN/                  # run it a few times: web1, web2, web3 answer in turn
   for i in 1 2 3 4 5 6 7 8; do curl -s http://$LISTEN/; done
   $stat_cmd
-  (the same with 'show stat json', 'show info', 'help')
+  (the same with 'show stat json', 'show info', 'explain demo', 'help')
+  $BUILD/skewload -t $LISTEN -n 3000 -c 20 -d 30   # load to watch on the page
 
 Press Ctrl-C here to stop tcplb and the three backends.
 
