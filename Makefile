@@ -1,6 +1,6 @@
 # tcplb — see README.md. `make` builds build/tcplb; `make run` starts a demo;
 # `make test` runs unit and integration tests, then again under ASan+UBSan.
-# `make install` / `make uninstall`: mk/install.mk.
+# `make install` / `make uninstall` / `make deb`: mk/install.mk.
 
 BUILD    ?= build
 CC       ?= gcc

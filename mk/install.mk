@@ -1,4 +1,4 @@
-# mk/install.mk -- `make install` and `make uninstall`, included
+# mk/install.mk -- `make install`, `make uninstall` and `make deb`, included
 # by the Makefile. Directory variables follow the GNU conventions; DESTDIR
 # stages an install (packaging, tests). docs/operations.md tells the story.
 #
@@ -36,7 +36,7 @@ INSTALL_FILES  := $(DESTDIR)$(sbindir)/tcplb:$(BUILD)/tcplb:0755 \
                   $(DESTDIR)$(systemdunitdir)/tcplb.service:$(BUILD)/tcplb.service:0644 \
                   $(DESTDIR)$(logrotatedir)/tcplb:conf/tcplb.logrotate:0644
 
-.PHONY: install uninstall
+.PHONY: install uninstall deb
 
 # The unit names the binary and the config by their installed paths, so it
 # is written afresh by every install, for the directories of that install.
@@ -67,3 +67,24 @@ uninstall:
 	else \
 	    echo "uninstall: kept $(INSTALL_CONF): it differs from the shipped example"; \
 	fi
+
+# A Debian package (debian/), built from a copy of the tree in $(DEB_DIR)
+# so that nothing is written next to the tree (dpkg-buildpackage puts its
+# output in the parent directory) and the build's `make clean` does not
+# take this build/ with it. Output: $(DEB_DIR)/tcplb_VERSION_ARCH.deb, then
+# lintian, which fails the target on an error.
+DEB_DIR     ?= $(BUILD)/deb
+DEB_VERSION  = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_SRC      = $(DEB_DIR)/tcplb-$(shell dpkg-parsechangelog -S Version 2>/dev/null | sed 's/-[^-]*$$//')
+
+deb:
+	@for t in dpkg-buildpackage dh lintian; do command -v $$t >/dev/null 2>&1 || { \
+	    echo "deb: $$t is missing (make test-deps installs it)" >&2; exit 1; }; done
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	tar -cf - --exclude='./build*' --exclude=./.git --exclude=__pycache__ . | \
+	    tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_SRC)
+	lintian --fail-on error $(DEB_DIR)/tcplb_$(DEB_VERSION)_*.deb
+	@ls -l $(DEB_DIR)/*.deb

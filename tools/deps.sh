@@ -36,6 +36,11 @@ if [ "${1:-}" = "test" ]; then
     # tests/integration/test_keepalived.py: two instances behind a VRRP address
     command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || want_pkg keepalived
     command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || want_pkg iproute2
+    # `make deb` and tests/integration/test_install.py build the Debian package
+    command -v dpkg-buildpackage >/dev/null 2>&1 || want_pkg dpkg-dev
+    command -v dh >/dev/null 2>&1 || want_pkg debhelper
+    command -v fakeroot >/dev/null 2>&1 || want_pkg fakeroot
+    command -v lintian >/dev/null 2>&1 || want_pkg lintian
 fi
 
 [ -z "$missing" ] && exit 0
