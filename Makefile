@@ -1,5 +1,6 @@
 # tcplb — see README.md. `make` builds build/tcplb; `make run` starts a demo;
 # `make test` runs unit and integration tests, then again under ASan+UBSan.
+# `make install` / `make uninstall` / `make deb`: mk/install.mk.
 
 BUILD    ?= build
 CC       ?= gcc
@@ -154,5 +155,7 @@ fuzz-replay: $(FUZZ_BINS)
 
 clean:
 	rm -rf build build-asan
+
+include mk/install.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

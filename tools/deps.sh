@@ -39,6 +39,11 @@ if [ "${1:-}" = "test" ]; then
     # tests/integration/test_man.py lints man/ with both formatters
     command -v mandoc >/dev/null 2>&1 || want_pkg mandoc
     command -v groff >/dev/null 2>&1 || want_pkg groff-base
+    # `make deb` and tests/integration/test_install.py build the Debian package
+    command -v dpkg-buildpackage >/dev/null 2>&1 || want_pkg dpkg-dev
+    command -v dh >/dev/null 2>&1 || want_pkg debhelper
+    command -v fakeroot >/dev/null 2>&1 || want_pkg fakeroot
+    command -v lintian >/dev/null 2>&1 || want_pkg lintian
 fi
 
 [ -z "$missing" ] && exit 0
