@@ -82,10 +82,13 @@ static void health_probe_expect(struct health_check *c)
     case CHECK_EXPECT_MISMATCH:
         break;
     }
-    size_t n = c->answer_len < 32 ? c->answer_len : 32;
+    /* the first line, or its first 48 bytes, is what an operator needs */
+    size_t n = 0, shown = c->answer_len < 48 ? c->answer_len : 48;
+    while (n < shown && c->answer[n] != '\r' && c->answer[n] != '\n')
+        n++;
     check_printable((const unsigned char *)c->answer, n, seen, sizeof(seen));
     snprintf(what, sizeof(what), "unexpected answer \"%s%s\"", seen,
-             c->answer_len > n ? "..." : "");
+             n == shown && c->answer_len > n ? "..." : "");
     health_probe_end(c, 0, what);
 }
 

@@ -44,6 +44,8 @@ if [ "${1:-}" = "test" ]; then
     command -v dh >/dev/null 2>&1 || want_pkg debhelper
     command -v fakeroot >/dev/null 2>&1 || want_pkg fakeroot
     command -v lintian >/dev/null 2>&1 || want_pkg lintian
+    # tests/integration/test_install.py: logrotate -d parses the shipped file
+    command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || want_pkg logrotate
 fi
 
 [ -z "$missing" ] && exit 0
