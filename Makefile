@@ -128,14 +128,15 @@ lab: test-deps all
 	@python3 tools/lab/lab.py --tcplb $(BUILD)/tcplb --skewload $(BUILD)/skewload \
 	    --out docs/lab --doc docs/lab.md $(LAB_ARGS)
 
-# Fuzzing (tests/fuzz/README.md): four targets, for the config, stats command,
-# PROXY header and HTTP check parsers. `make fuzz` builds them with clang's
+# Fuzzing (tests/fuzz/README.md): one target per parser of untrusted bytes
+# (config, stats commands, PROXY header, HTTP check, request observer, agent
+# lines, DNS answers, send/expect checks). `make fuzz` builds them with clang's
 # libFuzzer in build/libfuzzer and runs each FUZZ_SECONDS (make fuzz
 # FUZZ_SECONDS=300; FUZZ_TARGETS="proxy" for one), then keeps what added
 # coverage in tests/fuzz/corpus/ (at most ~50 files a target). fuzz-replay,
 # run by `make test`: every kept input once through gcc builds of the same
 # targets (with the ASan flags when BUILD=build-asan).
-FUZZ_TARGETS ?= config stats proxy http_check http_obs agent dns
+FUZZ_TARGETS ?= config stats proxy http_check http_obs agent dns expect
 FUZZ_SECONDS ?= 60
 FUZZ_MAIN    ?= tests/fuzz/replay_main.c
 FUZZ_BINS    := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
