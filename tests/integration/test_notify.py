@@ -193,21 +193,21 @@ class NotifyTest(harness.TcplbTestCase):
 
     def test_watchdog_at_half_the_interval(self):
         n = self.notify_socket()
-        # 200 ms asked: one WATCHDOG=1 every 100 ms
-        lb = self.start_lb(n, {'WATCHDOG_USEC': '200000'})
+        # 400 ms asked: one WATCHDOG=1 every 200 ms
+        lb = self.start_lb(n, {'WATCHDOG_USEC': '400000'})
         self.assertEqual(n.next().get('READY'), '1')
-        got = n.drain(2.0)
+        got = n.drain(3.0)
         pings = [t for t, m in got if m == {'WATCHDOG': '1'}]
-        self.assertGreaterEqual(len(pings), 12, 'expected about 20 pings in 2 s: %r' % got)
-        self.assertLessEqual(len(pings), 24, 'expected about 20 pings in 2 s: %r' % got)
+        self.assertGreaterEqual(len(pings), 10, 'expected about 15 pings in 3 s: %r' % got)
+        self.assertLessEqual(len(pings), 20, 'expected about 15 pings in 3 s: %r' % got)
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        # never as late as the manager's limit (200 ms) on a loaded machine
-        self.assertLess(max(gaps), 0.2, gaps)
+        # what the manager needs: never a gap as long as WATCHDOG_USEC
+        self.assertLess(max(gaps), 0.4, gaps)
         # the pings go on while tcplb relays
         for _ in range(20):
             self.assertEqual(harness.http_request(self.port, timeout=5).status, 200)
         self.assertTrue(any(m == {'WATCHDOG': '1'} for _, m in n.drain(0.5)))
-        self.assertIn('watchdog: telling the service manager every 0.100s',
+        self.assertIn('watchdog: telling the service manager every 0.200s',
                       open(lb.out_path).read())
 
     def test_watchdog_for_another_pid_is_not_ours(self):
