@@ -407,26 +407,18 @@ static int config_check_discover(struct config_parse *p, const struct config_key
     return 1;
 }
 
-static int config_check_health_send(struct config_parse *p, const struct config_key *k,
-                                    const char *value, void *field)
+/* health_send and health_expect: unescaped into the pool's buffers, so
+ * that the checks send and compare bytes, not text. */
+static int config_check_health_bytes(struct config_parse *p, const struct config_key *k,
+                                     const char *value, void *field)
 {
-    (void)field;
     struct pool *pool = &p->cfg->pools[p->index];
+    int send = field == (void *)&pool->health_send;
+    unsigned char *out = send ? pool->health_send_bytes : pool->health_expect_bytes;
+    size_t cap = send ? sizeof(pool->health_send_bytes) : sizeof(pool->health_expect_bytes);
+    size_t *len = send ? &pool->health_send_len : &pool->health_expect_len;
     char e[160];
-    if (check_unescape(value, pool->health_send_bytes, sizeof(pool->health_send_bytes),
-                       &pool->health_send_len, e, sizeof(e)) == -1)
-        return config_fail(p, "%s: %s", k->name, e);
-    return 1;
-}
-
-static int config_check_health_expect(struct config_parse *p, const struct config_key *k,
-                                      const char *value, void *field)
-{
-    (void)field;
-    struct pool *pool = &p->cfg->pools[p->index];
-    char e[160];
-    if (check_unescape(value, pool->health_expect_bytes, sizeof(pool->health_expect_bytes),
-                       &pool->health_expect_len, e, sizeof(e)) == -1)
+    if (check_unescape(value, out, cap, len, e, sizeof(e)) == -1)
         return config_fail(p, "%s: %s", k->name, e);
     return 1;
 }
@@ -470,10 +462,10 @@ static const struct config_key config_pool_keys[] = {
       "how long a connection waits for a server under maxconn" },
     { "health", CONFIG_WORD, POOL(health), 0, 0, config_health_modes, NULL, 0, "tcp",
       "active checks: tcp, http, expect or none" },
-    { "health_send", CONFIG_STRING, POOL(health_send), 0, 0, NULL, config_check_health_send,
+    { "health_send", CONFIG_STRING, POOL(health_send), 0, 0, NULL, config_check_health_bytes,
       CONFIG_EMPTY_OK, NULL, "health = expect: bytes sent first (\\r \\n \\t \\\\ \\xHH)" },
     { "health_expect", CONFIG_STRING, POOL(health_expect), 0, 0, NULL,
-      config_check_health_expect, 0, NULL,
+      config_check_health_bytes, 0, NULL,
       "health = expect: what the answer must start with (same escapes)" },
     { "health_path", CONFIG_STRING, POOL(health_path), 0, 0, NULL,
       config_check_health_path, 0, "/health", "path of the http check's GET" },
