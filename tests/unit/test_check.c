@@ -2,7 +2,8 @@
  * machine driven by scripted result sequences (the "injected clock" is the
  * order of results: one letter per check round), and the HTTP check's status
  * line parser fed whole answers, byte-by-byte prefixes, garbage and
- * oversized lines. health.c (timers, sockets, admin states) is covered by
+ * oversized lines, and health = expect's escapes, prefix match and display.
+ * health.c (timers, sockets, admin states) is covered by
  * tests/integration/test_health.py. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -679,6 +680,80 @@ static void test_outlier_cap_rounds_down(void **state)
     assert_int_equal(check_outlier_cap(34, 3), 1);
 }
 
+
+/* ---- health = expect ----------------------------------------------------------- */
+
+static void test_unescape(void **state)
+{
+    (void)state;
+    unsigned char out[CHECK_SEND_MAX];
+    size_t len = 99;
+    char err[160];
+    assert_int_equal(check_unescape("PING\\r\\n", out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 6);
+    assert_memory_equal(out, "PING\r\n", 6);
+    assert_int_equal(check_unescape("\\x50ING\\t\\\\\\x00\\xfF", out, sizeof(out), &len, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(len, 8);
+    assert_memory_equal(out, "PING\t\\\0\xff", 8);
+    assert_int_equal(check_unescape("", out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 0);
+
+    assert_int_equal(check_unescape("a\\q", out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_string_equal(err, "unknown escape \\q at offset 1 (known: \\r \\n \\t \\\\ \\xHH)");
+    assert_int_equal(check_unescape("\\x4", out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_string_equal(err, "\\x needs two hex digits at offset 0");
+    assert_int_equal(check_unescape("\\xg1", out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_int_equal(check_unescape("ab\\", out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_string_equal(err, "a lone backslash at the end");
+    /* the buffer's size is the limit, escapes counted once unescaped */
+    assert_int_equal(check_unescape("abcd", out, 4, &len, err, sizeof(err)), 0);
+    assert_int_equal(check_unescape("abcde", out, 4, &len, err, sizeof(err)), -1);
+    assert_string_equal(err, "longer than 4 bytes");
+    assert_int_equal(check_unescape("\\x41\\x42\\x43\\x44", out, 4, &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 4);
+}
+
+static void test_expect_match(void **state)
+{
+    (void)state;
+    const unsigned char *pong = (const unsigned char *)"+PONG";
+    assert_int_equal(check_expect_match((const unsigned char *)"+PONG\r\n", 7, pong, 5),
+                     CHECK_EXPECT_MATCH);
+    assert_int_equal(check_expect_match((const unsigned char *)"+PONG", 5, pong, 5),
+                     CHECK_EXPECT_MATCH);
+    /* arriving in pieces: each proper prefix asks for more */
+    for (size_t n = 0; n < 5; n++)
+        assert_int_equal(check_expect_match(pong, n, pong, 5), CHECK_EXPECT_MORE);
+    /* the first byte that differs decides, however short the answer */
+    assert_int_equal(check_expect_match((const unsigned char *)"-", 1, pong, 5),
+                     CHECK_EXPECT_MISMATCH);
+    assert_int_equal(check_expect_match((const unsigned char *)"+PANG", 5, pong, 5),
+                     CHECK_EXPECT_MISMATCH);
+    assert_int_equal(check_expect_match((const unsigned char *)"+pong", 5, pong, 5),
+                     CHECK_EXPECT_MISMATCH);
+    /* binary bytes compare as bytes */
+    const unsigned char bin[] = { 0x00, 0xff, 0x0a };
+    assert_int_equal(check_expect_match(bin, 3, bin, 2), CHECK_EXPECT_MATCH);
+}
+
+static void test_printable(void **state)
+{
+    (void)state;
+    char out[80];
+    check_printable((const unsigned char *)"-ERR x\r\n", 8, out, sizeof(out));
+    assert_string_equal(out, "-ERR x\\x0d\\x0a");
+    check_printable((const unsigned char *)"a\\b\x7f\x80", 5, out, sizeof(out));
+    assert_string_equal(out, "a\\x5cb\\x7f\\x80");
+    /* cut before a character that does not fit whole */
+    check_printable((const unsigned char *)"abc\x01", 4, out, 6);
+    assert_string_equal(out, "abc");
+    check_printable((const unsigned char *)"abcdef", 6, out, 4);
+    assert_string_equal(out, "abc");
+    check_printable((const unsigned char *)"", 0, out, sizeof(out));
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +777,9 @@ int main(void)
         cmocka_unit_test(test_ramp_is_linear_from_a_twentieth),
         cmocka_unit_test(test_ejections_grow_in_a_row_and_are_capped),
         cmocka_unit_test(test_outlier_cap_rounds_down),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_expect_match),
+        cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "config_keys.h"
+#include "net.h"
 #include "pool.h"
 #include "scheduler.h"
 #include "util.h"
@@ -77,6 +78,12 @@ static void test_defaults_are_the_documented_values(void **state)
     assert_int_equal(p->fall, 3);
     assert_int_equal(p->health, HEALTH_TCP);
     assert_string_equal(p->health_path, "/health");
+    assert_null(p->health_send);
+    assert_null(p->health_expect);
+    assert_int_equal(p->tcp_keepalive, 0);
+    assert_true(p->tcp_keepalive_idle == 60 && p->tcp_keepalive_interval == 10);
+    assert_int_equal(p->tcp_keepalive_count, 6);
+    assert_int_equal(c->global.log_format, LOG_FORMAT_LOGFMT);
     assert_int_equal(c->listeners[0].mode, LISTENER_TCP);
     assert_int_equal(c->listeners[0].accept_proxy, 0);
     config_unref(c);
@@ -95,6 +102,19 @@ static void test_server_options_come_from_the_table(void **state)
     assert_int_equal(s.weight, 7);
     assert_int_equal(s.maxconn, 9);
     assert_int_equal(s.send_proxy, 2);
+
+    /* the three options of issue 16: a flag, a port, an address */
+    struct server t = { .weight = 1 };
+    char err2[256];
+    assert_int_equal(net_parse_addr("127.0.0.1:80", &t.addr, err2, sizeof(err2)), 0);
+    char more[] = "backup check_port=9200 source=127.0.0.3";
+    assert_int_equal(config_server_options("b", more, &t, err2, sizeof(err2)), 0);
+    assert_int_equal(t.backup, 1);
+    assert_int_equal(t.check_port, 9200);
+    assert_int_equal(t.has_source, 1);
+    char ip[NET_ADDR_STRLEN];
+    assert_string_equal(net_ip_str((struct sockaddr *)&t.source.ss, ip, sizeof(ip)),
+                        "127.0.0.3");
     static const char *const bad[][2] = {
         { "weight=257", "server a: weight must be 0-256, got '257'" },
         { "maxconn=-1", "server a: maxconn must be 0-1000000, got '-1'" },

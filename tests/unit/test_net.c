@@ -1,6 +1,8 @@
 /* test_net.c — net.c: address parsing (IPv4, [IPv6], host names, errors),
  * printing round trips, and real loopback sockets: a listener that accepts a
- * non-blocking connect, and a connect to a closed port that is refused. */
+ * non-blocking connect, and a connect to a closed port that is refused;
+ * source=IP (an IP alone, bindable or not, a connect leaving from it),
+ * keepalive settings read back from the socket, a port replaced. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -356,6 +358,114 @@ static void test_error_classes(void **state)
     }
 }
 
+
+/* ---- source=IP, keepalive ------------------------------------------------------ */
+
+static void test_parse_ip_alone(void **state)
+{
+    (void)state;
+    struct net_addr a;
+    char err[160], buf[NET_ADDR_STRLEN];
+    assert_int_equal(net_parse_ip("127.0.0.7", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ss.ss_family, AF_INET);
+    assert_string_equal(net_addr_str((struct sockaddr *)&a.ss, buf, sizeof(buf)), "127.0.0.7:0");
+    assert_int_equal(net_parse_ip("::1", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ss.ss_family, AF_INET6);
+    assert_int_equal(net_parse_ip("[::1]", &a, err, sizeof(err)), 0);
+    assert_string_equal(net_addr_str((struct sockaddr *)&a.ss, buf, sizeof(buf)), "[::1]:0");
+    assert_int_equal(net_parse_ip("127.0.0.1:80", &a, err, sizeof(err)), -1);
+    assert_string_equal(err, "'127.0.0.1:80' is not an IPv4 or IPv6 address");
+    assert_int_equal(net_parse_ip("localhost", &a, err, sizeof(err)), -1);
+    assert_int_equal(net_parse_ip("", &a, err, sizeof(err)), -1);
+    assert_int_equal(net_parse_ip("[]", &a, err, sizeof(err)), -1);
+    assert_int_equal(net_parse_ip("1.2.3.4.5", &a, err, sizeof(err)), -1);
+}
+
+static void test_can_bind_only_local_addresses(void **state)
+{
+    (void)state;
+    struct net_addr a;
+    char err[160];
+    assert_int_equal(net_parse_ip("127.0.0.9", &a, err, sizeof(err)), 0);
+    assert_int_equal(net_can_bind(&a, err, sizeof(err)), 0);
+    assert_int_equal(net_parse_ip("192.0.2.1", &a, err, sizeof(err)), 0);
+    assert_int_equal(net_can_bind(&a, err, sizeof(err)), -1);
+    assert_string_equal(err, "cannot bind it: Cannot assign requested address");
+}
+
+static void test_connect_from_a_source_address(void **state)
+{
+    (void)state;
+    struct net_addr a, src;
+    char err[256];
+    assert_int_equal(net_parse_ip("127.0.0.1", &a, err, sizeof(err)), 0);   /* port 0 */
+    int lfd = net_listen(&a, 0, 16, err, sizeof(err));
+    if (lfd == -1)
+        fail_msg("net_listen: %s", err);
+    a.len = sizeof(a.ss);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a.ss, &a.len), 0);
+    assert_int_equal(net_parse_ip("127.0.0.7", &src, err, sizeof(err)), 0);
+
+    int done = -1;
+    int cfd = net_connect_from(&a, &src, &done);
+    assert_int_not_equal(cfd, -1);
+    wait_for(cfd, POLLOUT);
+    assert_int_equal(sock_error(cfd), 0);
+    wait_for(lfd, POLLIN);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof(peer);
+    int afd = accept(lfd, (struct sockaddr *)&peer, &plen);
+    assert_int_not_equal(afd, -1);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.7");
+    assert_int_not_equal(ntohs(peer.sin_port), 0);
+    close(afd);
+    close(cfd);
+
+    /* a source the machine does not have: the connect fails at once */
+    assert_int_equal(net_parse_ip("192.0.2.1", &src, err, sizeof(err)), 0);
+    errno = 0;
+    assert_int_equal(net_connect_from(&a, &src, &done), -1);
+    assert_int_equal(errno, EADDRNOTAVAIL);
+    close(lfd);
+}
+
+static void test_keepalive_settings_reach_the_socket(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(net_set_keepalive(fd, 7, 3, 4), 0);
+    int v = 0;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &len), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &len), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, &len), 0);
+    assert_int_equal(v, 4);
+    close(fd);
+    assert_int_equal(net_set_keepalive(-1, 7, 3, 4), -1);
+}
+
+static void test_set_port(void **state)
+{
+    (void)state;
+    struct net_addr a;
+    char err[160], buf[NET_ADDR_STRLEN];
+    assert_int_equal(net_parse_addr("127.0.0.1:80", &a, err, sizeof(err)), 0);
+    net_addr_set_port(&a, 9200);
+    assert_string_equal(net_addr_str((struct sockaddr *)&a.ss, buf, sizeof(buf)),
+                        "127.0.0.1:9200");
+    assert_int_equal(net_parse_addr("[::1]:80", &a, err, sizeof(err)), 0);
+    net_addr_set_port(&a, 8008);
+    assert_string_equal(net_addr_str((struct sockaddr *)&a.ss, buf, sizeof(buf)),
+                        "[::1]:8008");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +482,11 @@ int main(void)
         cmocka_unit_test(test_listen_on_busy_port_reports_address),
         cmocka_unit_test(test_listen_and_connect_over_ipv6_loopback),
         cmocka_unit_test(test_error_classes),
+        cmocka_unit_test(test_parse_ip_alone),
+        cmocka_unit_test(test_can_bind_only_local_addresses),
+        cmocka_unit_test(test_connect_from_a_source_address),
+        cmocka_unit_test(test_keepalive_settings_reach_the_socket),
+        cmocka_unit_test(test_set_port),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL) ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /* test_pool.c — pool.c: the FIFO queue of connections waiting under maxconn
  * (push, push at head, remove, take by owner worker, length, head owner),
  * pool_has_room, server state and weight changes as the scheduler sees them,
- * lookups and names. The workers are two zeroed structs: the queue only
+ * lookups and names, backup servers (in rotation only while no other
+ * server is available). The workers are two zeroed structs: the queue only
  * compares their addresses. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -442,6 +443,114 @@ static void test_weight_in_force_combines_agent_and_ramp(void **state)
     config_unref(c);
 }
 
+
+/* ---- backup servers ------------------------------------------------------------- */
+
+/* Which servers <n> round-robin picks reach, as a bit set by index. */
+static unsigned picked_set(struct pool *p, int n)
+{
+    unsigned set = 0;
+    for (int i = 0; i < n; i++) {
+        struct sched_request req = { 0 };
+        struct server *s = sched_pick(p, &req);
+        if (s != NULL)
+            set |= 1u << s->index;
+    }
+    return set;
+}
+
+static void test_backups_take_over_only_when_no_primary_is_available(void **state)
+{
+    (void)state;
+    struct config *c = pool_config("server = a 127.0.0.1:19001\n"
+                                   "server = b 127.0.0.1:19002\n"
+                                   "server = c 127.0.0.1:19003 backup\n"
+                                   "server = d 127.0.0.1:19004 backup\n");
+    struct pool *p = &c->pools[0];
+    struct server *a = &p->servers[0], *b = &p->servers[1];
+    struct server *cc = &p->servers[2], *d = &p->servers[3];
+    assert_true(cc->backup && d->backup && !a->backup);
+    assert_int_equal(p->using_backups, 0);
+    assert_false(server_available(cc));
+    assert_int_equal(pool_live_weight(p, 2), 0);
+    assert_int_equal(picked_set(p, 40), 0x3);           /* a and b only */
+
+    pool_set_server_state(a, SERVER_DOWN);
+    assert_int_equal(p->using_backups, 0);
+    assert_int_equal(picked_set(p, 40), 0x2);           /* b alone */
+
+    /* the last primary goes: both backups, shared */
+    pool_set_server_state(b, SERVER_MAINT);
+    assert_int_equal(p->using_backups, 1);
+    assert_true(server_available(cc) && server_available(d));
+    assert_int_not_equal(pool_live_weight(p, 2), 0);
+    assert_int_equal(picked_set(p, 40), 0xc);
+    assert_true(pool_has_room(p));
+
+    /* a dead backup is not used; a live one is */
+    pool_set_server_state(d, SERVER_DOWN);
+    assert_int_equal(picked_set(p, 40), 0x4);
+
+    /* one primary back: the backups leave rotation at once */
+    pool_set_server_state(a, SERVER_UP);
+    assert_int_equal(p->using_backups, 0);
+    assert_false(server_available(cc));
+    assert_int_equal(pool_live_weight(p, 2), 0);
+    assert_int_equal(picked_set(p, 40), 0x1);
+
+    /* a weight of 0 makes a primary unavailable too */
+    assert_int_equal(pool_set_server_weight(a, 0), 0);
+    assert_int_equal(p->using_backups, 1);
+    assert_int_equal(picked_set(p, 40), 0x4);
+    assert_int_equal(pool_set_server_weight(a, 1), 0);
+    assert_int_equal(p->using_backups, 0);
+
+    /* an agent's 0% (weight in force 0) counts as well */
+    pool_set_server_factors(a, 0, 1000);
+    assert_int_equal(p->using_backups, 1);
+    pool_set_server_factors(a, 100, 1000);
+    assert_int_equal(p->using_backups, 0);
+
+    /* draining the last primary brings the backups in */
+    pool_set_server_state(a, SERVER_DRAIN);
+    assert_int_equal(p->using_backups, 1);
+    config_unref(c);
+}
+
+static void test_a_pool_of_backups_only_uses_them(void **state)
+{
+    (void)state;
+    struct config *c = pool_config("server = c 127.0.0.1:19003 backup\n");
+    struct pool *p = &c->pools[0];
+    assert_int_equal(p->using_backups, 1);
+    assert_true(server_available(&p->servers[0]));
+    assert_int_equal(picked_set(p, 5), 0x1);
+    config_unref(c);
+}
+
+static void test_without_backups_nothing_changes(void **state)
+{
+    (void)state;
+    struct config *c = pool_config("server = a 127.0.0.1:19001\n");
+    struct pool *p = &c->pools[0];
+    pool_set_server_state(&p->servers[0], SERVER_DOWN);
+    assert_int_equal(p->using_backups, 0);
+    assert_int_equal(picked_set(p, 5), 0);
+    config_unref(c);
+}
+
+static void test_backup_is_part_of_the_mapping(void **state)
+{
+    (void)state;
+    struct config *c1 = pool_config("server = a 127.0.0.1:19001\n"
+                                    "server = b 127.0.0.1:19002\n");
+    struct config *c2 = pool_config("server = a 127.0.0.1:19001\n"
+                                    "server = b 127.0.0.1:19002 backup\n");
+    assert_true(pool_mapping(&c1->pools[0]) != pool_mapping(&c2->pools[0]));
+    config_unref(c1);
+    config_unref(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +570,10 @@ int main(void)
         cmocka_unit_test(test_find_server_and_back_pointers),
         cmocka_unit_test(test_release_of_a_zeroed_pool_is_harmless),
         cmocka_unit_test(test_weight_in_force_combines_agent_and_ramp),
+        cmocka_unit_test(test_backups_take_over_only_when_no_primary_is_available),
+        cmocka_unit_test(test_a_pool_of_backups_only_uses_them),
+        cmocka_unit_test(test_without_backups_nothing_changes),
+        cmocka_unit_test(test_backup_is_part_of_the_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
