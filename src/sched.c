@@ -67,11 +67,14 @@ const char *sched_why_str(enum sched_why why)
 /* A remembered server keeps its client while up or draining (drain keeps
  * persistent clients, takes no new ones); down and maint lose them. A full
  * server (maxconn) yields: the client is placed afresh rather than queued
- * behind its old server, which is what bounds a hot client. */
+ * behind its old server, which is what bounds a hot client. A backup keeps
+ * its clients only while the pool uses its backups: once a primary is back,
+ * they go to it like every other new connection. */
 static int sched_sticky_ok(const struct sched_request *req, const struct server *s)
 {
     enum server_state st = server_state(s);
     return (st == SERVER_UP || st == SERVER_DRAIN) && server_has_room(s) &&
+           (!s->backup || __atomic_load_n(&s->pool->using_backups, __ATOMIC_ACQUIRE)) &&
            !sched_tried(req, s->index);
 }
 

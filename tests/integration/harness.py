@@ -374,12 +374,13 @@ def all_idle(js):
 # ---------------------------------------------------------------- backends
 
 class Backend:
-    """A TCP server on a free 127.0.0.1 port: one accept thread, one thread
-    per connection running serve(). Stoppable; counts connections."""
+    """A TCP server on a free 127.0.0.1 port (or on `port`, to come back
+    where a stopped one was): one accept thread, one thread per connection
+    running serve(). Stoppable; counts connections."""
 
     CONN_TIMEOUT = 20.0     # a connection thread gives up after this idle
 
-    def __init__(self, name='backend'):
+    def __init__(self, name='backend', port=0):
         self.name = name
         self.lock = threading.Lock()
         self.connections = 0
@@ -389,7 +390,7 @@ class Backend:
         self._threads = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, 0))
+        self.lsock.bind((HOST, port))
         self.lsock.listen(1024)
         self.lsock.settimeout(0.1)
         self.port = self.lsock.getsockname()[1]
@@ -455,11 +456,11 @@ class HttpBackend(Backend):
     (a slow server); `arrivals` lists the monotonic time each request head
     was complete."""
 
-    def __init__(self, name, delay=0.0):
+    def __init__(self, name, delay=0.0, port=0):
         self.requests = 0
         self.delay = delay
         self.arrivals = []
-        super().__init__(name)
+        super().__init__(name, port)
 
     def serve(self, conn):
         buf = b''
