@@ -69,9 +69,11 @@ UNIT = 'usr/local/lib/systemd/system/tcplb.service'
 
 def make_env():
     """The environment for a child make: without the jobserver of a make
-    that may be running this suite."""
+    that may be running this suite, nor the variables that make exports
+    from its command line (the ASan pass's BUILD, OPTFLAGS, SANFLAGS)."""
     env = dict(os.environ)
-    for k in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES'):
+    for k in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES', 'BUILD', 'OPTFLAGS',
+              'SANFLAGS'):
         env.pop(k, None)
     return env
 
