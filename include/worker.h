@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "handoff.h"
 #include "pipe_pool.h"
 
 struct config;
@@ -67,6 +68,15 @@ struct worker {
     struct listen_sock *next_socks;
     size_t next_nsocks;
     unsigned applied;              /* reloads applied (atomic) */
+    /* Balancing accepted connections (handoff.c): this worker's sessions
+     * plus those handed to it and not started yet (atomic, any thread
+     * reads); the other workers (not owned); the inbox and its wake-up. */
+    int64_t load;
+    struct worker *peers;
+    unsigned npeers;
+    struct handoff_inbox handoff;
+    ev_async handoff_wake;
+    uint64_t handed_out, handed_in;    /* connections given, taken (atomic) */
     unsigned pings_sent;           /* the watchdog's questions (atomic) */
     unsigned pings_answered;       /* answered by the loop (atomic) */
 };

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "handoff.h"
 #include "listener.h"
 #include "log.h"
 #include "net.h"
@@ -90,6 +91,9 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             }
             return;
         }
+        struct worker *to = handoff_target(w);
+        if (to != NULL && handoff_push(to, ls, fd, (struct sockaddr *)&ss, len) == 0)
+            continue;
         session_start(w, ls, fd, (struct sockaddr *)&ss, len);
     }
 }

@@ -458,6 +458,12 @@ static int main_run(struct config *config)
         m->workers[i].on_exit = main_worker_exited;
     }
 
+    /* every worker may hand an accepted connection to another (handoff.c) */
+    for (unsigned i = 0; i < m->nworkers; i++) {
+        m->workers[i].peers = m->workers;
+        m->workers[i].npeers = m->nworkers;
+    }
+
     m->health = health_start(m->loop, config, NULL, err, sizeof(err));
     if (m->health == NULL) {
         fprintf(stderr, "tcplb: %s\n", err);

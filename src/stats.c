@@ -79,6 +79,23 @@ STATS_HANDLER(stats_show_info)
                c->global.maxconn, (long long)worker_conn_count(),
                (unsigned long long)total, (unsigned long long)rejected,
                c->nlisteners, c->npools, (unsigned long long)log_dropped());
+    /* per worker, in worker order: how even the kernel's spread and the
+     * hand-offs keep them */
+    uint64_t handed = 0;
+    buf_printf(out, "workers_active:");
+    for (unsigned i = 0; ctx->workers != NULL && i < ctx->nworkers; i++) {
+        buf_printf(out, " %lld",
+                   (long long)__atomic_load_n(&ctx->workers[i].load, __ATOMIC_RELAXED));
+        handed += __atomic_load_n(&ctx->workers[i].handed_out, __ATOMIC_RELAXED);
+    }
+    buf_printf(out, "\nworkers_total:");
+    for (unsigned i = 0; i < nw; i++) {
+        uint64_t t = 0;
+        for (size_t l = 0; l < c->nlisteners; l++)
+            t += counter_read(&c->listeners[l].counters[i].total);
+        buf_printf(out, " %llu", (unsigned long long)t);
+    }
+    buf_printf(out, "\nhanded_off: %llu\n", (unsigned long long)handed);
     struct worker_splice_totals sp;
     worker_splice_sum(ctx->workers, ctx->nworkers, &sp);
     buf_printf(out,

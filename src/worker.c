@@ -85,12 +85,14 @@ void worker_session_add(struct worker *w, struct worker_member *m)
 {
     LIST_INSERT_HEAD(&w->sessions, m, link);
     w->nsessions++;
+    __atomic_add_fetch(&w->load, 1, __ATOMIC_RELAXED);
 }
 
 void worker_session_remove(struct worker *w, struct worker_member *m)
 {
     LIST_REMOVE(m, link);
     w->nsessions--;
+    __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
     if (w->stopping && w->nsessions == 0)
         ev_break(w->loop, EVBREAK_ALL);
 }
@@ -121,6 +123,13 @@ static void worker_shutdown_cb(struct ev_loop *loop, ev_timer *t, int revents)
     struct worker *w = container_of(t, struct worker, shutdown_timer);
     (void)w;
     ev_break(loop, EVBREAK_ALL);
+}
+
+static void worker_handoff_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    handoff_run(container_of(a, struct worker, handoff_wake));
 }
 
 static void worker_queue_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -252,6 +261,9 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
     ev_async_start(w->loop, &w->wakeup);
     ev_async_init(&w->queue_wake, worker_queue_cb);
     ev_async_start(w->loop, &w->queue_wake);
+    handoff_inbox_init(&w->handoff);
+    ev_async_init(&w->handoff_wake, worker_handoff_cb);
+    ev_async_start(w->loop, &w->handoff_wake);
     ev_init(&w->resume_timer, worker_resume_cb);
     ev_init(&w->shutdown_timer, worker_shutdown_cb);
     return 0;
@@ -301,8 +313,10 @@ void worker_free(struct worker *w)
     }
     listener_close_all(w->socks, w->nsocks);
     w->socks = NULL;
-    if (w->loop != NULL)
+    if (w->loop != NULL) {
         pthread_mutex_destroy(&w->inbox_lock);
+        handoff_inbox_free(&w->handoff);
+    }
     while (w->free_bufs != NULL) {
         struct worker_buf *b = w->free_bufs;
         w->free_bufs = b->next;

@@ -385,6 +385,8 @@ static void test_show_info_has_the_documented_keys(void **state)
     assert_info(a, "active", "0");
     assert_info(a, "total", "15");
     assert_info(a, "rejected", "2");
+    assert_info(a, "workers_total", "5 10");     /* per worker, over the listeners */
+    assert_info(a, "handed_off", "0");
     assert_info(a, "pid", pid);
     assert_ends_with_blank_line(a);
 }

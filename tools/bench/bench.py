@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HOST = '127.0.0.1'
@@ -371,6 +372,7 @@ workers = 2
 maxconn = {maxconn}
 log = off
 shutdown_timeout = 1s
+stats_socket = {stats}
 
 [listener bench]
 bind = {host}:{port}
@@ -397,6 +399,7 @@ class Target:
         self.logpath = logpath
         self.workers_of = workers_of   # measure the master's children
         self.dead = None               # why it stopped being measured
+        self.stats = None              # tcplb's stats socket
 
     def pids(self):
         if self.proc is None:
@@ -418,7 +421,16 @@ class Bench:
         self.tmp = tmp
         self.procs = Procs()
         self.backend_ports = []
+        self.backend_masters = []
         self.targets = {}
+
+    def backend_pids(self):
+        """The three nginx backends, masters and workers: their CPU is part
+        of what a request costs the machine."""
+        pids = []
+        for m in self.backend_masters:
+            pids += [m] + proc_children(m)
+        return pids
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -457,6 +469,7 @@ class Bench:
                                         '-c', conf, '-g', 'daemon off;'], logpath)
             wait_listening(name, p, port, logpath)
             self.backend_ports.append(port)
+            self.backend_masters.append(p.pid)
         self.targets['direct'] = Target('direct', self.backend_ports[0])
 
     def launch(self, t):
@@ -495,11 +508,14 @@ class Bench:
         conf = os.path.join(d, 'tcplb.ini')
         servers = '\n'.join('server = backend%d %s:%d' % (i + 1, HOST, p)
                             for i, p in enumerate(self.backend_ports))
+        stats = os.path.join(d, 'stats.sock')
         self.write(conf, TCPLB_CONF.format(maxconn=LB_MAXCONN, host=HOST, port=port,
-                                           servers=servers, mode=mode))
+                                           servers=servers, mode=mode, stats=stats))
         run([self.args.tcplb, '-c', '-f', conf], 10)
         logpath = os.path.join(d, 'stderr.log')
-        self.launch(Target(name, port, [self.args.tcplb, '-f', conf], logpath))
+        t = Target(name, port, [self.args.tcplb, '-f', conf], logpath)
+        t.stats = stats
+        self.launch(t)
 
     def start_haproxy(self, name, splice):
         d = self.path(name)
@@ -755,10 +771,25 @@ def measure_one(b, kind, name):
     a = b.args
     if kind in ('keepalive', 'close'):
         pids = t.pids()
+        bpids = b.backend_pids()
         c0 = cpu_us(pids) if pids else None
+        b0 = cpu_us(bpids)
+        sampler, r_workers = None, {}
+        if t.stats and kind == 'keepalive':
+            # halfway through: how the connections sit on the workers
+            sampler = threading.Timer(a.duration / 2.0, sample_workers, (t, r_workers))
+            sampler.start()
         r = wrk(t.port, a.duration, kind == 'close')
+        backends = cpu_us(bpids) - b0
         if pids:
-            r['cpu_per_req'] = (cpu_us(pids) - c0) / r['requests'] if r['requests'] else None
+            lb = cpu_us(pids) - c0
+            r['cpu_per_req'] = lb / r['requests'] if r['requests'] else None
+            r['cpu_all_per_req'] = (lb + backends) / r['requests'] if r['requests'] else None
+        else:
+            r['cpu_all_per_req'] = backends / r['requests'] if r['requests'] else None
+        if sampler is not None:
+            sampler.join()
+            r.update(r_workers)
         return r
     if kind == 'bulk':
         pids = t.pids()
@@ -783,6 +814,32 @@ def measure_one(b, kind, name):
     raise ValueError(kind)
 
 
+def sample_workers(t, out):
+    """tcplb's workers_active from show info: out['workers_active'] (a list)
+    and out['worker_spread'] (max / mean)."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(2)
+        sock.connect(t.stats)
+        sock.sendall(b'show info\n')
+        sock.shutdown(socket.SHUT_WR)
+        data = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+    except OSError:
+        return
+    for line in data.decode('utf-8', 'replace').splitlines():
+        if line.startswith('workers_active:'):
+            active = [int(x) for x in line.split(':', 1)[1].split()]
+            if active and sum(active):
+                out['workers_active'] = active
+                out['worker_spread'] = max(active) / (sum(active) / len(active))
+
+
 def brief(kind, r):
     if r is None:
         return '-'
@@ -790,6 +847,10 @@ def brief(kind, r):
         s = '%.0f req/s p50 %.2f ms p99 %.2f ms' % (r['rps'], r['p50'] or 0, r['p99'] or 0)
         if r.get('cpu_per_req') is not None:
             s += ', LB CPU %.1f us/req' % r['cpu_per_req']
+        if r.get('cpu_all_per_req') is not None:
+            s += ', all CPU %.1f us/req' % r['cpu_all_per_req']
+        if r.get('workers_active'):
+            s += ', workers %s' % '/'.join(str(x) for x in r['workers_active'])
         if r['errors'] or r['non2xx']:
             s += ', %s, non-2xx %d' % (r.get('error_detail', ''), r['non2xx'])
         return s
@@ -904,11 +965,11 @@ def table(results, targets, kind, cols):
 
 
 def summary(results, targets, idle_max):
-    head = ['target', 'keep-alive req/s', 'p99 ms', 'LB CPU µs/req',
+    head = ['target', 'keep-alive req/s', 'p99 ms', 'LB CPU µs/req', 'LB + backends µs/req',
             'conn-per-request req/s', 'p99 ms', 'LB CPU µs/req',
             '64 MiB downloads MB/s', 'LB CPU µs/MB', 'RSS per idle conn (%s)' % fmt(idle_max)]
     spec = [('keepalive', 'rps', 0), ('keepalive', 'p99', 2), ('keepalive', 'cpu_per_req', 1),
-            ('close', 'rps', 0), ('close', 'p99', 2), ('close', 'cpu_per_req', 1),
+            ('keepalive', 'cpu_all_per_req', 1), ('close', 'rps', 0), ('close', 'p99', 2), ('close', 'cpu_per_req', 1),
             ('bulk', 'mbps', 0), ('bulk', 'cpu_per_mb', 0), ('idle', (idle_max, 'per_conn'), 0)]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
     for name in targets:
@@ -924,6 +985,34 @@ def summary(results, targets, idle_max):
             row.append(cell)
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)
+
+
+def spread_lines(results, targets):
+    """Per repetition, each tcplb target's figure over HAProxy's of the
+    same repetition: min, median and max, so that a median comes with how
+    far the repetitions were apart."""
+    figs = [('keepalive', 'rps', 'keep-alive req/s'), ('keepalive', 'p99', 'keep-alive p99'),
+            ('keepalive', 'cpu_all_per_req', 'keep-alive LB + backends CPU/req'),
+            ('close', 'rps', 'conn-per-request req/s'), ('bulk', 'mbps', 'bulk MB/s')]
+    out = []
+    for name in [t for t in targets if t.startswith('tcplb')]:
+        cells = []
+        for kind, key, label in figs:
+            reps = [m[key] / h[key] for m, h in zip(results[kind].get(name, []),
+                                                    results[kind].get(REFERENCE, []))
+                    if m and h and m.get(key) and h.get(key)]
+            if reps:
+                cells.append('%s %.2f (%.2f–%.2f)' % (label, statistics.median(reps),
+                                                      min(reps), max(reps)))
+        spreads = [r['worker_spread'] for r in results['keepalive'].get(name, [])
+                   if r and r.get('worker_spread')]
+        if spreads:
+            cells.append('workers\' active connections max/mean %.2f (%.2f–%.2f)'
+                         % (statistics.median(spreads), min(spreads), max(spreads)))
+        if cells:
+            out.append('- `%s` ÷ HAProxy per repetition, median (min–max): %s'
+                       % (name, '; '.join(cells)))
+    return '\n'.join(out)
 
 
 def observer_cost(results):
@@ -1003,6 +1092,10 @@ def report(results, problems, a, ver, started, elapsed):
     md.append('')
     md.append(summary(results, targets, idle_max))
     md.append('')
+    spread = spread_lines(results, targets)
+    if spread:
+        md.append(spread)
+        md.append('')
     if 'tcplb' in targets and 'tcplb-http' in targets:
         md.append(observer_cost(results))
         md.append('')
@@ -1010,7 +1103,9 @@ def report(results, problems, a, ver, started, elapsed):
     md.append('')
     md.append(table(results, targets, 'keepalive', [('req/s', 'rps', 0), ('p50 ms', 'p50', 2),
                                                     ('p99 ms', 'p99', 2),
-                                                    ('LB CPU µs/req', 'cpu_per_req', 1)]))
+                                                    ('LB CPU µs/req', 'cpu_per_req', 1),
+                                                    ('LB + backends µs/req',
+                                                     'cpu_all_per_req', 1)]))
     md.append('')
     md.append("## Connection per request: same, with `-H 'Connection: close'`")
     md.append('')
