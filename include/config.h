@@ -35,6 +35,8 @@ struct global_conf {
     char *group;                /* owned, NULL: the user's primary group */
     int splice;                 /* 1: bulk transfers go through splice() */
     unsigned splice_pipes;      /* kernel pipes over all workers */
+    int accept_balance;         /* hand accepted connections to a less
+                                   loaded worker (handoff.c) */
     char *resolvers;            /* owned: discover's name servers, NULL:
                                    /etc/resolv.conf */
 };

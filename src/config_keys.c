@@ -233,6 +233,10 @@ static const struct config_word config_log_formats[] = {
     { "logfmt", LOG_FORMAT_LOGFMT }, { "json", LOG_FORMAT_JSON }, { NULL, 0 },
 };
 
+static const struct config_word config_on_off[] = {
+    { "on", 1 }, { "off", 0 }, { NULL, 0 },
+};
+
 #define GLOBAL(field) offsetof(struct global_conf, field)
 
 static const struct config_key config_global_keys[] = {
@@ -259,6 +263,8 @@ static const struct config_key config_global_keys[] = {
       "bulk transfers through splice(): auto or off" },
     { "splice_pipes", CONFIG_UINT, GLOBAL(splice_pipes), 0, 100000, NULL, NULL,
       CONFIG_RESTART, "64", "kernel pipes for splice() over all workers" },
+    { "accept_balance", CONFIG_WORD, GLOBAL(accept_balance), 0, 0, config_on_off, NULL,
+      0, "on", "hand accepted connections to the least loaded worker" },
     { "resolvers", CONFIG_STRING, GLOBAL(resolvers), 0, 0, NULL, config_check_resolvers, 0,
       NULL, "name servers of discover: IP[:PORT] ... (default: /etc/resolv.conf)" },
 };
@@ -321,9 +327,6 @@ static int config_check_pool_name(struct config_parse *p, const struct config_ke
 
 static const struct config_word config_modes[] = {
     { "tcp", LISTENER_TCP }, { "http", LISTENER_HTTP }, { NULL, 0 },
-};
-static const struct config_word config_on_off[] = {
-    { "on", 1 }, { "off", 0 }, { NULL, 0 },
 };
 static const struct config_word config_yes_no[] = {
     { "yes", 1 }, { "no", 0 }, { NULL, 0 },

@@ -38,7 +38,7 @@ void handoff_inbox_free(struct handoff_inbox *in)
 
 struct worker *handoff_target(struct worker *w)
 {
-    if (w->peers == NULL || w->npeers < 2)
+    if (w->peers == NULL || w->npeers < 2 || !w->config->global.accept_balance)
         return NULL;
     int64_t mine = __atomic_load_n(&w->load, __ATOMIC_RELAXED);
     struct worker *best = NULL;

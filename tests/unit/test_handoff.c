@@ -1,6 +1,7 @@
 /* test_handoff.c — handoff.c's choice: a worker keeps a connection unless
  * another one holds more than HANDOFF_SLACK fewer, then the least loaded
- * takes it; stopping workers take nothing; one worker alone keeps all. The
+ * takes it; stopping workers take nothing; one worker alone keeps all, and
+ * so does every worker with accept_balance = off. The
  * workers are zeroed structs with only their loads set. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,10 +10,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "handoff.h"
 #include "worker.h"
 
 static struct worker ws[4];
+static struct config cfg = { .global = { .accept_balance = 1 } };
 
 static void set_loads(unsigned n, const int64_t *loads)
 {
@@ -22,7 +25,9 @@ static void set_loads(unsigned n, const int64_t *loads)
         ws[i].load = loads[i];
         ws[i].peers = ws;
         ws[i].npeers = n;
+        ws[i].config = &cfg;
     }
+    cfg.global.accept_balance = 1;
 }
 
 static void test_keeps_within_the_slack(void **state)
@@ -73,6 +78,16 @@ static void test_one_worker_keeps_everything(void **state)
     assert_null(handoff_target(&ws[0]));
 }
 
+static void test_accept_balance_off_keeps_everything(void **state)
+{
+    (void)state;
+    const int64_t loads[] = { 50, 0 };
+    set_loads(2, loads);
+    assert_ptr_equal(handoff_target(&ws[0]), &ws[1]);
+    cfg.global.accept_balance = 0;
+    assert_null(handoff_target(&ws[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +95,7 @@ int main(void)
         cmocka_unit_test(test_the_least_loaded_takes_it),
         cmocka_unit_test(test_stopping_workers_take_nothing),
         cmocka_unit_test(test_one_worker_keeps_everything),
+        cmocka_unit_test(test_accept_balance_off_keeps_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,9 +52,9 @@ PACKAGES = (('haproxy', 'haproxy'), ('nginx', 'nginx'), ('wrk', 'wrk'),
 
 # The order targets run in, within every measurement of the first
 # repetition (later ones rotate it), and the rows of every table. HAProxy (no splice) is the reference.
-TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice',
+TARGETS = ('direct', 'tcplb', 'tcplb-http', 'tcplb-reuseport', 'haproxy', 'haproxy-splice',
            'haproxy-splice-always', 'nginx')
-# haproxy-splice-always only on request (--targets): on this machine
+# haproxy-splice-always and tcplb-reuseport only on request (--targets): on this machine
 # splice-auto hardly ever splices the 64 MiB downloads, splice-response does.
 DEFAULT_TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice', 'nginx')
 REFERENCE = 'haproxy'
@@ -62,6 +62,7 @@ LABELS = {
     'direct': 'direct (no balancer, one backend)',
     'tcplb': 'tcplb (workers = 2)',
     'tcplb-http': 'tcplb mode http (observing requests)',
+    'tcplb-reuseport': 'tcplb, accept_balance = off (the kernel\'s spread only)',
     'haproxy': 'HAProxy (mode tcp, nbthread 2)',
     'haproxy-splice': 'HAProxy + splice-auto',
     'haproxy-splice-always': 'HAProxy + splice-request/response',
@@ -373,6 +374,7 @@ maxconn = {maxconn}
 log = off
 shutdown_timeout = 1s
 stats_socket = {stats}
+{extra}
 
 [listener bench]
 bind = {host}:{port}
@@ -501,7 +503,7 @@ class Bench:
             if name.startswith('backend') and p.poll() is not None:
                 raise BenchError('%s exited with %s:\n%s' % (name, p.returncode, tail(logpath)))
 
-    def start_tcplb(self, name='tcplb', mode='tcp'):
+    def start_tcplb(self, name='tcplb', mode='tcp', extra=''):
         d = self.path(name)
         os.makedirs(d)
         port = free_port()
@@ -510,7 +512,8 @@ class Bench:
                             for i, p in enumerate(self.backend_ports))
         stats = os.path.join(d, 'stats.sock')
         self.write(conf, TCPLB_CONF.format(maxconn=LB_MAXCONN, host=HOST, port=port,
-                                           servers=servers, mode=mode, stats=stats))
+                                           servers=servers, mode=mode, stats=stats,
+                                           extra=extra))
         run([self.args.tcplb, '-c', '-f', conf], 10)
         logpath = os.path.join(d, 'stderr.log')
         t = Target(name, port, [self.args.tcplb, '-f', conf], logpath)
@@ -559,6 +562,8 @@ class Bench:
             self.start_tcplb()
         if 'tcplb-http' in wanted:
             self.start_tcplb('tcplb-http', 'http')
+        if 'tcplb-reuseport' in wanted:
+            self.start_tcplb('tcplb-reuseport', 'tcp', 'accept_balance = off')
         if 'haproxy' in wanted:
             self.start_haproxy('haproxy', None)
         if 'haproxy-splice' in wanted:
