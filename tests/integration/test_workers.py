@@ -84,6 +84,23 @@ class EvenWorkersTest(harness.TcplbTestCase):
         self.assertEqual(len(active), 4)
         self.assertLessEqual(max(active) - min(active), SLACK + 1, active)
 
+    def test_accept_balance_off_leaves_the_kernel_spread(self):
+        self.echo = self.backend(harness.EchoBackend)
+        cfg = self.config(workers=4, accept_balance='off')
+        port = cfg.listener('l', pool='p')
+        cfg.pool('p', [('e', self.echo)])
+        lb = self.tcplb(cfg)
+        harness.wait_started(lb)
+        socks = self.hold(port, 40)
+        self.assertTrue(harness.wait_until(
+            lambda: sum(per_worker(info(lb)['workers_active'])) == 40, 5), info(lb))
+        i = info(lb)
+        self.assertEqual(i['handed_off'], '0', i)
+        self.assertEqual(sum(per_worker(i['workers_total'])), 40, i)
+        for s in socks:
+            s.sendall(b'pong')
+            self.assertEqual(harness.recv_exact(s, 4), b'pong')
+
     def test_one_worker_hands_nothing(self):
         lb, port = self.start(workers=1)
         self.hold(port, 10)
