@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import selectors
 import shlex
 import signal
@@ -763,12 +764,46 @@ def echo_concurrently(port, payloads, timeout=30.0):
 
 # ---------------------------------------------------------------- base class
 
+def answer_lines(text):
+    """The non-blank lines of a stats answer."""
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def csv_rows(lb):
+    """{(pool, server): row dict} of show stat."""
+    lines = answer_lines(lb.stats('show stat'))
+    head = lines[0].lstrip('# ').split(',')
+    rows = {}
+    for ln in lines[1:]:
+        row = dict(zip(head, ln.split(',')))
+        rows[(row['pool'], row['server'])] = row
+    return rows
+
+
 class TcplbTestCase(unittest.TestCase):
     """Gives each test a temp dir and cleans up what it started: client
     sockets, then tcplb processes (which must exit 0 on SIGTERM: a crash or a
     sanitizer report fails the test), then backends, then the temp dir."""
 
     check_exit = True
+    event_wait = 3.0        # how long wait_event() waits unless told
+
+    # -- show events
+
+    def events(self, lb):
+        return answer_lines(lb.stats('show events 256'))
+
+    def wait_event(self, lb, pattern, timeout=None):
+        """The first `show events` line matching the regex, waited for."""
+        rx = re.compile(pattern)
+        timeout = self.event_wait if timeout is None else timeout
+        line = wait_until(
+            lambda: next((ln for ln in self.events(lb) if rx.search(ln)), None),
+            timeout, 0.02)
+        if not line:
+            self.fail('no show events line matching %r within %.1fs:\n%s'
+                      % (pattern, timeout, '\n'.join(self.events(lb))))
+        return line
 
     def setUp(self):
         self._tmpobj = tempfile.TemporaryDirectory(prefix='tcplb-it-', dir='/tmp')

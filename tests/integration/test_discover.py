@@ -280,8 +280,8 @@ class IpHttpBackend:
 
 # ---------------------------------------------------------------- base
 
-def answer_lines(text):
-    return [ln for ln in text.splitlines() if ln.strip()]
+answer_lines = harness.answer_lines
+
 
 
 def pool_servers(lb, pool='p'):
@@ -351,18 +351,7 @@ class DiscoverTestCase(harness.TcplbTestCase):
             self.fail('p/%s not %s within %.1fs: %s'
                       % (name, state, timeout, pool_servers(lb).get(name)))
 
-    def events(self, lb):
-        return answer_lines(lb.stats('show events 256'))
-
-    def wait_event(self, lb, pattern, timeout=WAIT):
-        rx = re.compile(pattern)
-        line = harness.wait_until(
-            lambda: next((ln for ln in self.events(lb) if rx.search(ln)), None),
-            timeout, 0.02)
-        if not line:
-            self.fail('no show events line matching %r within %.1fs:\n%s'
-                      % (pattern, timeout, '\n'.join(self.events(lb))))
-        return line
+    event_wait = WAIT
 
     def backends_of(self, port, n):
         got = collections.Counter()

@@ -191,19 +191,6 @@ class ExpectTestCase(harness.TcplbTestCase):
         harness.wait_started(lb)
         return lb, port
 
-    def events(self, lb):
-        return [ln for ln in lb.stats('show events 256').splitlines() if ln.strip()]
-
-    def wait_event(self, lb, pattern, timeout):
-        rx = re.compile(pattern)
-        line = harness.wait_until(
-            lambda: next((ln for ln in self.events(lb) if rx.search(ln)), None),
-            timeout, 0.02)
-        if not line:
-            self.fail('no show events line matching %r within %.1fs:\n%s'
-                      % (pattern, timeout, '\n'.join(self.events(lb))))
-        return line
-
     def wait_state(self, lb, state, timeout):
         if harness.wait_server_state(lb, 'p', 'r', state, timeout) is None:
             self.fail('p/r not %s within %.1fs (now %s)\n%s'

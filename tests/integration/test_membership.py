@@ -44,19 +44,12 @@ def http_get(port, path, timeout=5.0):
         c.close()
 
 
-def answer_lines(text):
-    return [ln for ln in text.splitlines() if ln.strip()]
+answer_lines = harness.answer_lines
 
 
-def csv_rows(lb):
-    """{(pool, server): row dict} of show stat."""
-    lines = answer_lines(lb.stats('show stat'))
-    head = lines[0].lstrip('# ').split(',')
-    rows = {}
-    for ln in lines[1:]:
-        row = dict(zip(head, ln.split(',')))
-        rows[(row['pool'], row['server'])] = row
-    return rows
+
+csv_rows = harness.csv_rows
+
 
 
 def json_servers(js, pool):
@@ -159,18 +152,7 @@ class MembershipTestCase(harness.TcplbTestCase):
             got[r.headers.get('x-backend')] += 1
         return dict(got)
 
-    def events(self, lb):
-        return answer_lines(lb.stats('show events 256'))
-
-    def wait_event(self, lb, pattern, timeout=WAIT):
-        rx = re.compile(pattern)
-        line = harness.wait_until(
-            lambda: next((ln for ln in self.events(lb) if rx.search(ln)), None),
-            timeout, 0.02)
-        if not line:
-            self.fail('no show events line matching %r within %.1fs:\n%s'
-                      % (pattern, timeout, '\n'.join(self.events(lb))))
-        return line
+    event_wait = WAIT
 
     def wait_state(self, lb, server, state, timeout=WAIT, pool='p'):
         if harness.wait_server_state(lb, pool, server, state, timeout) is None:

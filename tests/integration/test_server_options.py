@@ -37,19 +37,12 @@ TS = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z'
 
 # ---------------------------------------------------------------- helpers
 
-def answer_lines(text):
-    return [ln for ln in text.splitlines() if ln.strip()]
+answer_lines = harness.answer_lines
 
 
-def csv_rows(lb):
-    """{(pool, server): row dict} of show stat."""
-    lines = answer_lines(lb.stats('show stat'))
-    head = lines[0].lstrip('# ').split(',')
-    rows = {}
-    for ln in lines[1:]:
-        row = dict(zip(head, ln.split(',')))
-        rows[(row['pool'], row['server'])] = row
-    return rows
+
+csv_rows = harness.csv_rows
+
 
 
 def json_servers(js, pool='p'):
@@ -160,18 +153,7 @@ class OptionsTestCase(harness.TcplbTestCase):
                          json_servers(lb.stats_json(), pool).get(server)))
         return seen
 
-    def events(self, lb):
-        return answer_lines(lb.stats('show events 256'))
-
-    def wait_event(self, lb, pattern, timeout=WAIT):
-        rx = re.compile(pattern)
-        line = harness.wait_until(
-            lambda: next((ln for ln in self.events(lb) if rx.search(ln)), None),
-            timeout, 0.02)
-        if not line:
-            self.fail('no show events line matching %r within %.1fs:\n%s'
-                      % (pattern, timeout, '\n'.join(self.events(lb))))
-        return line
+    event_wait = WAIT
 
     def tally(self, port, n, sources=None):
         """Counter of the backends answering n requests, one connection
