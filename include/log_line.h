@@ -27,6 +27,8 @@ void log_line_str(struct log_line *l, const char *name, const char *value);
 /* A number, printf-formatted (must print a JSON number: no nan/inf). */
 void log_line_num(struct log_line *l, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A whole number, without printf's machinery: most fields are counts. */
+void log_line_u64(struct log_line *l, const char *name, unsigned long long v);
 /* No value: `-` in logfmt, null in JSON. */
 void log_line_none(struct log_line *l, const char *name);
 /* Closes the line with its '\n'; its length, or 0 when it did not fit. */

@@ -217,10 +217,15 @@ static inline unsigned server_eweight(const struct server *s)
 }
 /* Up with a weight in force above zero: may take a new scheduled
  * connection. */
+/* Not a backup, or a backup while its pool uses them (pool_refresh_backups):
+ * may be in rotation at all. */
+static inline int server_in_rotation(const struct server *s)
+{
+    return !s->backup || __atomic_load_n(&s->pool->using_backups, __ATOMIC_ACQUIRE);
+}
 static inline int server_available(const struct server *s)
 {
-    return server_state(s) == SERVER_UP && server_eweight(s) > 0 &&
-           (!s->backup || __atomic_load_n(&s->pool->using_backups, __ATOMIC_ACQUIRE));
+    return server_state(s) == SERVER_UP && server_eweight(s) > 0 && server_in_rotation(s);
 }
 static inline int64_t server_active(const struct server *s)
 {

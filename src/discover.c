@@ -112,12 +112,13 @@ int discover_parse_resolvers(const char *text, char *out, size_t outlen, char *e
             snprintf(err, errlen, "resolvers: bad port in '%s'", word);
             return -1;
         }
-        unsigned char buf[16];
-        int v6 = inet_pton(AF_INET6, host, buf) == 1;
-        if (!v6 && inet_pton(AF_INET, host, buf) != 1) {
+        struct net_addr ip;
+        char e[128];
+        if (net_parse_ip(host, &ip, e, sizeof(e)) == -1) {
             snprintf(err, errlen, "resolvers: '%s' is not an IP address", host);
             return -1;
         }
+        int v6 = ip.ss.ss_family == AF_INET6;
         int n = snprintf(out + used, outlen - used, "%s%s%s%s:%u", used ? "," : "",
                          v6 ? "[" : "", host, v6 ? "]" : "", port);
         if (n < 0 || (size_t)n >= outlen - used) {

@@ -87,6 +87,18 @@ void log_line_num(struct log_line *l, const char *name, const char *fmt, ...)
         log_line_put(l, num, (size_t)n);
 }
 
+void log_line_u64(struct log_line *l, const char *name, unsigned long long v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    log_line_name(l, name);
+    log_line_put(l, digits + i, sizeof(digits) - i);
+}
+
 void log_line_none(struct log_line *l, const char *name)
 {
     log_line_name(l, name);

@@ -29,6 +29,26 @@ int net_parse_port(const char *text, unsigned *port)
     return 0;
 }
 
+/* An IP literal of <family> into out, port 0. */
+static int net_ip_literal(const char *host, int family, struct net_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+    if (family == AF_INET) {
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+            return -1;
+        sin->sin_family = AF_INET;
+        out->len = sizeof(*sin);
+    } else {
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+            return -1;
+        sin6->sin6_family = AF_INET6;
+        out->len = sizeof(*sin6);
+    }
+    return 0;
+}
+
 static int net_parse_addr_as(const char *text, struct net_addr *out, int resolve,
                              char *err, size_t errlen)
 {
@@ -72,24 +92,17 @@ static int net_parse_addr_as(const char *text, struct net_addr *out, int resolve
         return -1;
     }
 
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
-    if (text[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        out->len = sizeof(*sin);
+    if (text[0] != '[' && net_ip_literal(host, AF_INET, out) == 0) {
+        net_addr_set_port(out, port);
         return 0;
     }
     if (text[0] == '[') {
-        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+        if (net_ip_literal(host, AF_INET6, out) == -1) {
             snprintf(err, errlen, "bad address '%s': '%s' is not an IPv6 address",
                      text, host);
             return -1;
         }
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        out->len = sizeof(*sin6);
+        net_addr_set_port(out, port);
         return 0;
     }
 
@@ -105,12 +118,10 @@ static int net_parse_addr_as(const char *text, struct net_addr *out, int resolve
                  text, host, rc ? gai_strerror(rc) : "no address");
         return -1;
     }
+    memset(out, 0, sizeof(*out));
     memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
     out->len = res->ai_addrlen;
-    if (res->ai_family == AF_INET)
-        sin->sin_port = htons((uint16_t)port);
-    else
-        sin6->sin6_port = htons((uint16_t)port);
+    net_addr_set_port(out, port);
     freeaddrinfo(res);
     return 0;
 }
@@ -261,19 +272,8 @@ int net_parse_ip(const char *text, struct net_addr *out, char *err, size_t errle
     }
     memcpy(host, text, n);
     host[n] = '\0';
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        out->len = sizeof(*sin);
+    if (net_ip_literal(host, AF_INET, out) == 0 || net_ip_literal(host, AF_INET6, out) == 0)
         return 0;
-    }
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        out->len = sizeof(*sin6);
-        return 0;
-    }
     snprintf(err, errlen, "'%.64s' is not an IPv4 or IPv6 address", host);
     return -1;
 }

@@ -74,7 +74,7 @@ static int sched_sticky_ok(const struct sched_request *req, const struct server 
 {
     enum server_state st = server_state(s);
     return (st == SERVER_UP || st == SERVER_DRAIN) && server_has_room(s) &&
-           (!s->backup || __atomic_load_n(&s->pool->using_backups, __ATOMIC_ACQUIRE)) &&
+           server_in_rotation(s) &&
            !sched_tried(req, s->index);
 }
 

@@ -153,17 +153,17 @@ static void session_log(struct session *s)
     else
         log_line_none(&l, "connect_ms");
     log_line_num(&l, "duration_ms", "%.1f", (ev_now(s->worker->loop) - s->started) * 1000.0);
-    log_line_num(&l, "bytes_in", "%llu", (unsigned long long)s->bytes_in);
-    log_line_num(&l, "bytes_out", "%llu", (unsigned long long)s->bytes_out);
+    log_line_u64(&l, "bytes_in", s->bytes_in);
+    log_line_u64(&l, "bytes_out", s->bytes_out);
     log_line_str(&l, "term", session_term_str(s->term));
-    log_line_num(&l, "requests", "%u", s->requests);
+    log_line_u64(&l, "requests", s->requests);
     if (s->rt_n > 0)
         log_line_num(&l, "rt_ms", "%.2f", s->rt_sum / s->rt_n * 1000.0);
     else
         log_line_none(&l, "rt_ms");
     if (s->listener->mode == LISTENER_HTTP) {
         if (s->last_status)
-            log_line_num(&l, "status", "%u", s->last_status);
+            log_line_u64(&l, "status", s->last_status);
         else
             log_line_none(&l, "status");
     }

@@ -116,8 +116,8 @@ static void session_log_request(struct session *s, const struct http_obs_exchang
         log_line_none(&l, "rt_ms");
     else
         log_line_num(&l, "rt_ms", "%.2f", x->rt * 1000.0);
-    log_line_num(&l, "bytes_in", "%llu", (unsigned long long)x->bytes_in);
-    log_line_num(&l, "bytes_out", "%llu", (unsigned long long)x->bytes_out);
+    log_line_u64(&l, "bytes_in", x->bytes_in);
+    log_line_u64(&l, "bytes_out", x->bytes_out);
     size_t len = log_line_end(&l);
     if (len > 0)
         log_access(s->worker->id, line, len);

@@ -89,6 +89,22 @@ static void test_a_line_that_does_not_fit_is_refused(void **state)
     assert_int_equal(build(LOG_FORMAT_LOGFMT, exact, 10), 0);
 }
 
+static void test_whole_numbers(void **state)
+{
+    (void)state;
+    char buf[128];
+    struct log_line l;
+    log_line_start(&l, buf, sizeof(buf), LOG_FORMAT_JSON);
+    log_line_u64(&l, "zero", 0);
+    log_line_u64(&l, "n", 1234567890ULL);
+    log_line_u64(&l, "max", 18446744073709551615ULL);
+    assert_int_not_equal(log_line_end(&l), 0);
+    assert_string_equal(buf, "{\"zero\":0,\"n\":1234567890,\"max\":18446744073709551615}\n");
+    log_line_start(&l, buf, 12, LOG_FORMAT_LOGFMT);
+    log_line_u64(&l, "n", 1234567890ULL);          /* "n=1234567890\n" needs 14 */
+    assert_int_equal(log_line_end(&l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +113,7 @@ int main(void)
         cmocka_unit_test(test_json_escapes_strings),
         cmocka_unit_test(test_empty_line),
         cmocka_unit_test(test_a_line_that_does_not_fit_is_refused),
+        cmocka_unit_test(test_whole_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
