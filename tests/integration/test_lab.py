@@ -18,6 +18,7 @@ nginx and php-fpm are test dependencies: when one is missing the test fails
 and says to run `make test-deps`."""
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -192,9 +193,13 @@ class FastFailureLab(LabCase):
         self.assertLess(eject['error_pct'] * 10, plain['error_pct'], summary)
         ejected = [e for e in eject['events'] if 'up->ejected' in e]
         self.assertTrue(ejected, eject['events'])
-        # at least outlier_consecutive (5): the workers count together, so
-        # one more may land before the ejection does
-        self.assertRegex(ejected[0], r' ([5-9]) consecutive failures \(\1 http 5xx\)')
+        # at least outlier_consecutive (5), all of them 5xx: the workers
+        # count together and the main loop ejects when it next runs, so on a
+        # loaded machine more land first (19 was seen once in ten runs)
+        m = re.search(r' (\d+) consecutive failures \((\d+) http 5xx\)', ejected[0])
+        self.assertIsNotNone(m, ejected[0])
+        self.assertGreaterEqual(int(m.group(1)), 5, ejected[0])
+        self.assertEqual(m.group(1), m.group(2), ejected[0])
         self.assertFalse([e for e in plain['events'] if 'ejected' in e], plain['events'])
 
 
