@@ -12,7 +12,8 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(SANFLAGS) -Wall -Wextra -Iinclu
             -fno-strict-aliasing -pthread -MMD -MP \
             $(shell pkg-config --cflags inih 2>/dev/null) \
             $(shell pkg-config --cflags libev 2>/dev/null) \
-            $(shell pkg-config --cflags libcares 2>/dev/null)
+            $(shell pkg-config --cflags libcares 2>/dev/null) \
+            $(shell pkg-config --cflags liburing 2>/dev/null)
 LDFLAGS  += $(SANFLAGS) -pthread
 LIBEV    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
@@ -20,7 +21,9 @@ LIBINIH  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 LIBHTTPP := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
 # c-ares: the asynchronous resolver of `discover`
 LIBCARES := $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
-LDLIBS   += $(LIBEV) $(LIBINIH) $(LIBHTTPP) $(LIBCARES) -lm
+# liburing: the io_uring data path (io = io_uring)
+LIBURING := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LDLIBS   += $(LIBEV) $(LIBINIH) $(LIBHTTPP) $(LIBCARES) $(LIBURING) -lm
 
 SRCS     := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \

@@ -20,6 +20,9 @@ enum log_target { LOG_STDERR = 0, LOG_OFF, LOG_FILE };
 #define CONFIG_WORKERS_MAX 64
 #define CONFIG_ERR_LEN 512
 
+/* io: how a worker relays established connections. */
+enum config_io { CONFIG_IO_EPOLL = 0, CONFIG_IO_URING };
+
 struct global_conf {
     unsigned workers;           /* resolved: "auto" -> CPU count */
     unsigned long maxconn;
@@ -39,6 +42,7 @@ struct global_conf {
                                    loaded worker (handoff.c) */
     char *resolvers;            /* owned: discover's name servers, NULL:
                                    /etc/resolv.conf */
+    enum config_io io;          /* the relay's system calls (session_uring.c) */
 };
 
 struct listener_conf {

@@ -34,7 +34,14 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
 void session_queue_run(struct worker *w);
 
 struct session;
+struct worker;
 struct worker_member;
+
+/* io = io_uring: gives <w> its ring (session_uring.c), in the worker's own
+ * thread. 0, or -1 with why in <err>; the worker then relays with epoll. */
+int session_ring_setup(struct worker *w, char *err, size_t errlen);
+/* Frees it once the worker's thread ended; harmless without one. */
+void session_ring_teardown(struct worker *w);
 
 /* The session that holds <m> (its place on the worker's list). */
 struct session *session_of(struct worker_member *m);

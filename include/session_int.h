@@ -46,6 +46,10 @@ struct session_side {
     int shut;               /* we sent FIN to this side (or it is deferred) */
     int fin_deferred;       /* shut, but shutdown() waits for this side's
                                own event queued in the same loop pass */
+    /* io = io_uring (session_uring.c) */
+    uint8_t ring_recv;      /* a receive is in flight on fd */
+    uint8_t ring_more;      /* the last one left bytes in the socket */
+    uint8_t ring_starved;   /* it found no buffer: waits for one back */
 };
 
 struct session_pipe {       /* bytes flowing toward one side */
@@ -54,6 +58,11 @@ struct session_pipe {       /* bytes flowing toward one side */
     struct pipe_fds kp;     /* a kernel pipe while splice() moves bytes */
     uint32_t in_kp;         /* bytes waiting in kp */
     int splicing;           /* a bulk transfer: read with splice() */
+    /* io = io_uring: received ring buffers waiting to be sent, oldest
+     * first, linked through the ring's next[] (session_uring.c) */
+    uint16_t ring_head, ring_tail, ring_count;
+    uint8_t ring_sending;   /* a send of the head is in flight */
+    uint32_t ring_off;      /* of the head, bytes sent */
 };
 
 /* The error answers of mode = http, and what answering each counts. */
@@ -75,6 +84,8 @@ struct session {
 
     struct session_side client, srv;
     struct session_pipe to_srv, to_client;
+    uint32_t ring_slot;            /* on the worker's io_uring while RELAYING,
+                                      URING_NO_SLOT otherwise */
 
     ev_timer timer;
     ev_tstamp timer_at;            /* absolute deadline the timer is set for */
@@ -150,6 +161,18 @@ int session_observed(const struct session *s);
 /* Gives the observer back (session end). */
 void session_observe_end(struct session *s);
 
+/* ---- session_uring.c ------------------------------------------------------ */
+
+/* 1 while the session relays on the worker's io_uring (its watchers are
+ * stopped; completions drive it). */
+int session_on_ring(const struct session *s);
+/* A session that starts relaying moves onto the worker's ring when it has
+ * one: 1 if it did (and may have closed since), 0 if it stays on epoll. */
+int session_ring_attach(struct session *s);
+/* Takes the session off the ring (before it answers an error or closes):
+ * cancels what is in flight, gives its buffers back. Harmless if not on. */
+void session_ring_detach(struct session *s);
+
 /* ---- session_relay.c ----------------------------------------------------- */
 
 void session_timer_arm(struct session *s, ev_tstamp deadline);
@@ -170,6 +193,23 @@ int session_pump(struct session *s, struct session_side *from, struct session_pi
                  struct session_side *to);
 int session_flush(struct session *s, struct session_side *to, struct session_pipe *p,
                   struct session_side *from);
+/* What both relays count and decide. <n> bytes went out to <to> (<data>
+ * them, NULL when spliced): counters, the observer, the server's deadline. */
+void session_relay_sent(struct session *s, struct session_side *to, const char *data,
+                        size_t n);
+/* <n> bytes came from <from> (<data>, NULL when spliced). */
+void session_relay_received(struct session *s, struct session_side *from, const char *data,
+                            size_t n);
+/* <from> sent its FIN (<err> 0) or failed (errno <err>): 0 to go on (the
+ * caller passes the FIN on once what <from> sent is out), -1 if the session
+ * was closed or answers an error. */
+int session_relay_input_end(struct session *s, struct session_side *from, int err);
+/* A write to <to> failed: counted and closed. */
+void session_relay_output_failed(struct session *s, struct session_side *to);
+/* Passes a FIN on to <to> (sets shut). */
+void session_send_fin(struct session *s, struct session_side *to);
+/* Both directions ended and everything was written. */
+int session_relay_done(const struct session *s);
 /* The libev callbacks. */
 void session_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);

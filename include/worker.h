@@ -16,6 +16,7 @@
 struct config;
 struct session;
 struct listen_sock;
+struct uring;
 
 /* Relay buffers: one per direction in flight, taken from a per-worker free
  * list so that idle connections hold none and the relay path never calls
@@ -57,6 +58,8 @@ struct worker {
     struct worker_buf *free_bufs;  /* owned free list */
     unsigned nfree_bufs;
     struct pipe_pool pipes;        /* kernel pipes for splice(), owned */
+    struct uring *uring;           /* owned: io = io_uring, NULL on epoll */
+    char io_error[160];            /* why io_uring could not be used, "" */
     uint64_t spliced_bytes;        /* moved by splice(); this worker writes */
     uint64_t rng;                  /* xorshift state for schedulers */
 
@@ -128,6 +131,15 @@ struct worker_splice_totals {
     uint64_t pipes_used, pipes_idle, bytes;
 };
 void worker_splice_sum(struct worker *ws, unsigned n, struct worker_splice_totals *out);
+
+/* The relay's io over all workers, for `show info`. Any thread. */
+struct worker_io_totals {
+    unsigned uring_workers;          /* relaying on an io_uring */
+    uint64_t submits, completions;   /* io_uring_enter calls, completions */
+    uint64_t buffers;                /* receive buffers filled, not yet sent */
+    const char *error;               /* a worker's reason for epoll, or NULL */
+};
+void worker_io_sum(struct worker *ws, unsigned n, struct worker_io_totals *out);
 
 /* Global count of open client connections, for maxconn. */
 int worker_conn_admit(unsigned long maxconn);   /* 1 = admitted and counted */

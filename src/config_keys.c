@@ -233,6 +233,10 @@ static const struct config_word config_log_formats[] = {
     { "logfmt", LOG_FORMAT_LOGFMT }, { "json", LOG_FORMAT_JSON }, { NULL, 0 },
 };
 
+static const struct config_word config_io_models[] = {
+    { "epoll", CONFIG_IO_EPOLL }, { "io_uring", CONFIG_IO_URING }, { NULL, 0 },
+};
+
 static const struct config_word config_on_off[] = {
     { "on", 1 }, { "off", 0 }, { NULL, 0 },
 };
@@ -265,6 +269,8 @@ static const struct config_key config_global_keys[] = {
       CONFIG_RESTART, "64", "kernel pipes for splice() over all workers" },
     { "accept_balance", CONFIG_WORD, GLOBAL(accept_balance), 0, 0, config_on_off, NULL,
       0, "on", "hand accepted connections to the least loaded worker" },
+    { "io", CONFIG_WORD, GLOBAL(io), 0, 0, config_io_models, NULL, CONFIG_RESTART,
+      "epoll", "how workers relay established connections: epoll or io_uring" },
     { "resolvers", CONFIG_STRING, GLOBAL(resolvers), 0, 0, NULL, config_check_resolvers, 0,
       NULL, "name servers of discover: IP[:PORT] ... (default: /etc/resolv.conf)" },
 };

@@ -25,6 +25,7 @@
 #include "proxy_proto.h"
 #include "scheduler.h"
 #include "session_int.h"
+#include "uring.h"
 #include "util.h"
 
 /* How long an HTTP error answer waits for the client to close after the
@@ -185,6 +186,7 @@ void session_close(struct session *s, enum session_term term)
     if (s->placed || s->placed_early)
         client_table_ended(s->pool->clients, &s->key);
     ev_timer_stop(loop, &s->timer);
+    session_ring_detach(s);
     ev_io_stop(loop, &s->client.io);
     session_drop_server(s);
     if (s->client.fd != -1)
@@ -218,6 +220,7 @@ void session_abort(struct session *s, enum session_term term)
 
 void session_fail(struct session *s, enum session_answer a, enum session_term term)
 {
+    session_ring_detach(s);   /* the answer and the linger are epoll's */
     struct listener_counters *lc = &s->listener->counters[s->worker->id];
     if (a == SESSION_503) {
         if (s->retried_from != NULL) {
@@ -340,6 +343,8 @@ void session_connected(struct session *s)
     s->last_activity = now;
     s->state = SESSION_RELAYING;
     session_timer_arm(s, session_relay_deadline(s));
+    if (session_ring_attach(s))
+        return;
     /* A client usually has sent its first bytes by now (an HTTP request
      * leaves with the handshake's last ACK, and the server's handshake took
      * a round trip): read and forward them at once rather than one loop pass
@@ -633,6 +638,9 @@ void session_start(struct worker *w, struct listen_sock *ls, int fd,
     s->srv.fd = -1;
     s->to_srv.kp.rd = s->to_srv.kp.wr = -1;
     s->to_client.kp.rd = s->to_client.kp.wr = -1;
+    s->ring_slot = URING_NO_SLOT;
+    s->to_srv.ring_head = s->to_srv.ring_tail = URING_NO_BUF;
+    s->to_client.ring_head = s->to_client.ring_tail = URING_NO_BUF;
     ev_io_init(&s->client.io, session_io_cb, fd, 0);
     ev_io_init(&s->srv.io, session_io_cb, -1, 0);
     s->client.io.data = s->srv.io.data = s;

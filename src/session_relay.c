@@ -93,6 +93,8 @@ static void session_assert_pipe(const struct session_pipe *p)
 
 void session_update_io(struct session *s)
 {
+    if (session_on_ring(s))
+        return;   /* its completions drive it (session_uring.c) */
     session_assert_pipe(&s->to_srv);
     session_assert_pipe(&s->to_client);
     int cev = 0, sev = 0;
@@ -156,7 +158,7 @@ void session_pipe_release(struct session *s, struct session_pipe *p)
 
 /* ---- relaying ------------------------------------------------------------------ */
 
-static int session_relay_done(const struct session *s)
+int session_relay_done(const struct session *s)
 {
     return s->client.eof && s->srv.shut && session_pipe_empty(&s->to_srv) &&
            s->srv.eof && s->client.shut && session_pipe_empty(&s->to_client);
@@ -168,7 +170,7 @@ static int session_relay_done(const struct session *s)
  * at once, as with one HTTP request per connection), the FIN waits for it:
  * if it is <to>'s EOF the session closes and no shutdown() is needed at all;
  * otherwise session_update_io() sends the FIN at the end of that event. */
-static void session_send_fin(struct session *s, struct session_side *to)
+void session_send_fin(struct session *s, struct session_side *to)
 {
     to->shut = 1;
     if (to == &s->srv)
@@ -180,6 +182,78 @@ static void session_send_fin(struct session *s, struct session_side *to)
         return;
     }
     shutdown(to->fd, SHUT_WR);
+}
+
+/* ---- what both relays (epoll here, io_uring in session_uring.c) count ---- */
+
+void session_relay_sent(struct session *s, struct session_side *to, const char *data,
+                        size_t n)
+{
+    struct server_counters *sc = &s->server->counters[s->worker->id];
+    if (to == &s->srv) {
+        if (data != NULL)
+            session_observe_sent(s, data, n);
+        s->bytes_in += (uint64_t)n;
+        counter_add(&sc->bytes_in, (uint64_t)n);
+        if (s->awaiting_since == 0) {
+            if (s->listener->mode == LISTENER_TCP)
+                session_exchange_start(s);
+            s->awaiting_since = ev_now(s->worker->loop);
+            ev_tstamp d = session_relay_deadline(s);
+            if (d < s->timer_at)
+                session_timer_arm(s, d);
+        }
+    } else {
+        s->bytes_out += (uint64_t)n;
+        counter_add(&sc->bytes_out, (uint64_t)n);
+    }
+}
+
+void session_relay_received(struct session *s, struct session_side *from, const char *data,
+                            size_t n)
+{
+    s->last_activity = ev_now(s->worker->loop);
+    if (from == &s->srv) {
+        if (s->awaiting_since > 0 && s->listener->mode == LISTENER_TCP)
+            session_exchange_answered(s);
+        s->awaiting_since = 0;
+        if (data != NULL)
+            session_observe_received(s, data, n);
+    }
+}
+
+int session_relay_input_end(struct session *s, struct session_side *from, int err)
+{
+    /* silent: nothing of the server's reached the client, nor waits to
+     * (the io_uring relay may hold its answer while the FIN comes) */
+    int server_silent = from == &s->srv && s->bytes_out == 0 && s->to_client.ring_count == 0;
+    if (err == 0) {
+        from->eof = 1;
+        if (from == &s->srv)
+            session_observe_eof(s, 1);
+        /* in http mode a server that closes before answering is a 502; in
+         * tcp mode its FIN is passed on like any other */
+        if (server_silent && s->listener->mode == LISTENER_HTTP) {
+            session_fail(s, SESSION_502, TERM_SERVER_RESET);
+            return -1;
+        }
+        return 0;
+    }
+    if (server_silent) {
+        session_fail(s, SESSION_502, TERM_SERVER_RESET);
+        return -1;
+    }
+    if (from == &s->srv)
+        session_server_reset(s);
+    session_close(s, from == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
+    return -1;
+}
+
+void session_relay_output_failed(struct session *s, struct session_side *to)
+{
+    if (to == &s->srv)
+        session_server_reset(s);
+    session_close(s, to == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
 }
 
 int session_flush(struct session *s, struct session_side *to, struct session_pipe *p,
@@ -197,9 +271,7 @@ int session_flush(struct session *s, struct session_side *to, struct session_pip
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
-            if (to == &s->srv)
-                session_server_reset(s);
-            session_close(s, to == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
+            session_relay_output_failed(s, to);
             return -1;
         }
         if (p->in_kp > 0) {
@@ -207,26 +279,10 @@ int session_flush(struct session *s, struct session_side *to, struct session_pip
             struct worker *w = s->worker;
             __atomic_store_n(&w->spliced_bytes, w->spliced_bytes + (uint64_t)n,
                              __ATOMIC_RELAXED);
+            session_relay_sent(s, to, NULL, (size_t)n);
         } else {
-            if (to == &s->srv)
-                session_observe_sent(s, p->buf + p->start, (size_t)n);
+            session_relay_sent(s, to, p->buf + p->start, (size_t)n);
             p->start += (uint32_t)n;
-        }
-        struct server_counters *sc = &s->server->counters[s->worker->id];
-        if (to == &s->srv) {
-            s->bytes_in += (uint64_t)n;
-            counter_add(&sc->bytes_in, (uint64_t)n);
-            if (s->awaiting_since == 0) {
-                if (s->listener->mode == LISTENER_TCP)
-                    session_exchange_start(s);
-                s->awaiting_since = ev_now(s->worker->loop);
-                ev_tstamp d = session_relay_deadline(s);
-                if (d < s->timer_at)
-                    session_timer_arm(s, d);
-            }
-        } else {
-            s->bytes_out += (uint64_t)n;
-            counter_add(&sc->bytes_out, (uint64_t)n);
         }
     }
     session_pipe_release(s, p);
@@ -268,43 +324,18 @@ int session_pump(struct session *s, struct session_side *from, struct session_pi
     }
 
     if (n > 0) {
-        s->last_activity = ev_now(s->worker->loop);
-        if (from == &s->srv) {
-            if (s->awaiting_since > 0 && s->listener->mode == LISTENER_TCP)
-                session_exchange_answered(s);
-            s->awaiting_since = 0;
-            if (p->in_kp == 0)
-                session_observe_received(s, p->buf, (size_t)n);
-        }
+        session_relay_received(s, from, p->in_kp == 0 ? p->buf : NULL, (size_t)n);
         return session_flush(s, to, p, from);
     }
     int read_errno = errno;     /* before the release, which may call libc */
     session_pipe_release(s, p);
     if (n == -1 && (read_errno == EAGAIN || read_errno == EWOULDBLOCK))
         return 0;
-    int server_silent = from == &s->srv && s->bytes_out == 0;
-    if (n == 0) {
-        from->eof = 1;
-        if (from == &s->srv)
-            session_observe_eof(s, 1);
-        /* in http mode a server that closes before answering is a 502; in
-         * tcp mode its FIN is passed on like any other */
-        if (server_silent && s->listener->mode == LISTENER_HTTP) {
-            session_fail(s, SESSION_502, TERM_SERVER_RESET);
-            return -1;
-        }
-        if (!to->shut)
-            session_send_fin(s, to);
-        return 0;
-    }
-    if (server_silent) {
-        session_fail(s, SESSION_502, TERM_SERVER_RESET);
+    if (session_relay_input_end(s, from, n == 0 ? 0 : read_errno) == -1)
         return -1;
-    }
-    if (from == &s->srv)
-        session_server_reset(s);
-    session_close(s, from == &s->client ? TERM_CLIENT_RESET : TERM_SERVER_RESET);
-    return -1;
+    if (!to->shut)
+        session_send_fin(s, to);
+    return 0;
 }
 
 /* ---- HTTP error answers ---------------------------------------------------- */

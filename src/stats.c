@@ -107,6 +107,19 @@ STATS_HANDLER(stats_show_info)
                c->global.splice ? "auto" : "off", (unsigned long long)sp.pipes_limit,
                (unsigned long long)sp.pipes_used, (unsigned long long)sp.pipes_idle,
                (unsigned long long)sp.bytes);
+    struct worker_io_totals io;
+    worker_io_sum(ctx->workers, ctx->nworkers, &io);
+    buf_printf(out,
+               "io: %s\n"
+               "io_uring_workers: %u\n"
+               "io_uring_submits: %llu\n"
+               "io_uring_completions: %llu\n"
+               "io_uring_buffers: %llu\n",
+               c->global.io == CONFIG_IO_URING ? "io_uring" : "epoll", io.uring_workers,
+               (unsigned long long)io.submits, (unsigned long long)io.completions,
+               (unsigned long long)io.buffers);
+    if (io.error != NULL)
+        buf_printf(out, "io_uring_error: %s\n", io.error);
 }
 
 STATS_HANDLER(stats_show_csv)

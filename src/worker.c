@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "log.h"
 #include "session.h"
+#include "uring.h"
 #include "worker.h"
 
 /* Open client connections over all workers: one atomic add per connection,
@@ -78,6 +79,23 @@ void worker_splice_sum(struct worker *ws, unsigned n, struct worker_splice_total
         out->pipes_used += pipe_pool_used(&ws[i].pipes);
         out->pipes_idle += pipe_pool_idle(&ws[i].pipes);
         out->bytes += __atomic_load_n(&ws[i].spliced_bytes, __ATOMIC_RELAXED);
+    }
+}
+
+void worker_io_sum(struct worker *ws, unsigned n, struct worker_io_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; ws != NULL && i < n; i++) {
+        /* set once by the worker's thread as it starts */
+        struct uring *u = __atomic_load_n(&ws[i].uring, __ATOMIC_ACQUIRE);
+        if (u != NULL) {
+            out->uring_workers++;
+            out->submits += __atomic_load_n(&u->submits, __ATOMIC_RELAXED);
+            out->completions += __atomic_load_n(&u->completions, __ATOMIC_RELAXED);
+            out->buffers += __atomic_load_n(&u->bufs_out, __ATOMIC_RELAXED);
+        } else if (out->error == NULL && __atomic_load_n(&ws[i].io_error[0], __ATOMIC_ACQUIRE)) {
+            out->error = ws[i].io_error;
+        }
     }
 }
 
@@ -272,6 +290,12 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* the ring is made by the thread that submits to it; io is a restart
+     * key, so this worker's choice holds for its life */
+    if (w->config->global.io == CONFIG_IO_URING &&
+        session_ring_setup(w, w->io_error, sizeof(w->io_error)) == -1)
+        log_msg("worker %u: io = io_uring unavailable (%s): relaying with epoll", w->id,
+                w->io_error);
     listener_start(w);
     ev_run(w->loop, 0);
     /* Out of the loop: a shutdown. End what is left, each logged as such. */
@@ -323,6 +347,9 @@ void worker_free(struct worker *w)
         free(b);
     }
     pipe_pool_free(&w->pipes);
+    /* here, after the thread ended, so that `show info` never reads a
+     * freed ring */
+    session_ring_teardown(w);
     if (w->loop != NULL)
         ev_loop_destroy(w->loop);
     w->loop = NULL;

@@ -23,6 +23,8 @@ if ! pkg-config --exists http-parser 2>/dev/null && [ ! -f /usr/include/http_par
 fi
 # c-ares, the asynchronous DNS resolver of `discover`
 pkg-config --exists libcares 2>/dev/null || want_pkg libc-ares-dev
+# liburing, the io_uring data path (io = io_uring)
+pkg-config --exists liburing 2>/dev/null || want_pkg liburing-dev
 if [ "${1:-}" = "test" ]; then
     pkg-config --exists cmocka 2>/dev/null || want_pkg libcmocka-dev
     # tests/integration/test_page.py renders the stats page in it

@@ -123,6 +123,20 @@ def _render(section, items):
     return '\n'.join(lines) + '\n'
 
 
+# $TCPLB_TEST_IO: every tcplb a test starts gets `io = ` that value unless
+# its config names one (make test runs the relay tests again with io_uring).
+TEST_IO = os.environ.get('TCPLB_TEST_IO', '')
+
+
+def with_test_io(text):
+    if not TEST_IO or re.search(r'^\s*io\s*=', text, re.M):
+        return text
+    line = 'io = %s' % TEST_IO
+    if re.search(r'^\[global\][ \t]*$', text, re.M):
+        return re.sub(r'^\[global\][ \t]*$', '[global]\n' + line, text, count=1, flags=re.M)
+    return '[global]\n%s\n\n%s' % (line, text)
+
+
 class Config:
     """Builds a tcplb INI file (docs/reference.md: Configuration) whose stats socket and
     access log live in the test's temp dir.
@@ -193,6 +207,7 @@ class Tcplb:
         else:
             text = config
             self.log_path = None
+        text = with_test_io(text)
         self.listen_ports = list(listen_ports or [])
         self.stats_socket = stats_socket
         self.cfg_path = os.path.join(tmpdir, name + '.ini')

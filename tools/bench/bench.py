@@ -52,8 +52,8 @@ PACKAGES = (('haproxy', 'haproxy'), ('nginx', 'nginx'), ('wrk', 'wrk'),
 
 # The order targets run in, within every measurement of the first
 # repetition (later ones rotate it), and the rows of every table. HAProxy (no splice) is the reference.
-TARGETS = ('direct', 'tcplb', 'tcplb-http', 'tcplb-reuseport', 'haproxy', 'haproxy-splice',
-           'haproxy-splice-always', 'nginx')
+TARGETS = ('direct', 'tcplb', 'tcplb-http', 'tcplb-epoll', 'tcplb-uring', 'tcplb-reuseport',
+           'haproxy', 'haproxy-splice', 'haproxy-splice-always', 'nginx')
 # haproxy-splice-always and tcplb-reuseport only on request (--targets): on this machine
 # splice-auto hardly ever splices the 64 MiB downloads, splice-response does.
 DEFAULT_TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice', 'nginx')
@@ -62,6 +62,8 @@ LABELS = {
     'direct': 'direct (no balancer, one backend)',
     'tcplb': 'tcplb (workers = 2)',
     'tcplb-http': 'tcplb mode http (observing requests)',
+    'tcplb-epoll': 'tcplb, io = epoll',
+    'tcplb-uring': 'tcplb, io = io_uring',
     'tcplb-reuseport': 'tcplb, accept_balance = off (the kernel\'s spread only)',
     'haproxy': 'HAProxy (mode tcp, nbthread 2)',
     'haproxy-splice': 'HAProxy + splice-auto',
@@ -562,6 +564,10 @@ class Bench:
             self.start_tcplb()
         if 'tcplb-http' in wanted:
             self.start_tcplb('tcplb-http', 'http')
+        if 'tcplb-epoll' in wanted:
+            self.start_tcplb('tcplb-epoll', 'tcp', 'io = epoll')
+        if 'tcplb-uring' in wanted:
+            self.start_tcplb('tcplb-uring', 'tcp', 'io = io_uring')
         if 'tcplb-reuseport' in wanted:
             self.start_tcplb('tcplb-reuseport', 'tcp', 'accept_balance = off')
         if 'haproxy' in wanted:
