@@ -86,6 +86,8 @@ struct session {
     struct session_pipe to_srv, to_client;
     uint32_t ring_slot;            /* on the worker's io_uring while RELAYING,
                                       URING_NO_SLOT otherwise */
+    uint8_t ring_leaving;          /* bulk: moves to epoll's splice() once
+                                      what is in flight is done */
 
     ev_timer timer;
     ev_tstamp timer_at;            /* absolute deadline the timer is set for */

@@ -102,5 +102,9 @@ void uring_retry_soon(struct uring *u, uint32_t slot);
  * them (and with their buffers). Their completions arrive later, stale if
  * the slot was freed meanwhile. 0 or -errno. */
 int uring_cancel_fd(struct uring *u, int fd);
+/* Cancels the one operation named <ud> and waits for the kernel to be done
+ * with it: 1 if it was cancelled (its completion says -ECANCELED), 0 if it
+ * had completed already (its completion is on its way), or -errno. */
+int uring_cancel_ud(struct uring *u, uint64_t ud);
 
 #endif

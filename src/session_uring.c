@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "log.h"
 #include "session_int.h"
 #include "uring.h"
@@ -61,6 +62,9 @@ int session_on_ring(const struct session *s)
 }
 
 /* ---- a direction's queue of filled buffers ---------------------------------- */
+
+static int session_ring_idle(const struct session *s);
+static int session_ring_leave(struct session *s);
 
 static void session_ring_push(struct uring *u, struct session_pipe *p, unsigned bid,
                               uint32_t len)
@@ -136,6 +140,8 @@ static int session_ring_update(struct session *s)
 {
     struct session_ring_dir d[2];
     session_ring_dirs(s, d);
+    if (s->ring_leaving && session_ring_idle(s))
+        return session_ring_leave(s);
     for (int i = 0; i < 2; i++) {
         if (d[i].p->ring_count > 0 && !d[i].p->ring_sending)
             (void)session_ring_send(s, &d[i]);
@@ -148,7 +154,7 @@ static int session_ring_update(struct session *s)
     }
     for (int i = 0; i < 2; i++) {
         struct session_side *side = d[i].from;
-        if (!side->eof && !side->ring_starved && !side->ring_recv &&
+        if (!side->eof && !side->ring_starved && !side->ring_recv && !s->ring_leaving &&
             d[i].p->ring_count < SESSION_RING_QUEUE)
             (void)session_ring_arm(s, side, d[i].recv_op);
     }
@@ -168,6 +174,13 @@ static void session_ring_received(struct session *s, const struct session_ring_d
     if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
         session_relay_received(s, side, uring_buf(u, bid), (size_t)res);
         session_ring_push(u, d->p, bid, (uint32_t)res);
+        /* a full buffer is a bulk transfer: as on epoll, it goes through
+         * splice(), which moves pages instead of copying them twice; the
+         * session finishes what is in flight here and moves to epoll */
+        if (res == URING_BUF_SIZE && s->config->global.splice && !session_observed(s)) {
+            s->ring_leaving = 1;
+            d->p->splicing = 1;
+        }
         (void)session_ring_update(s);
         return;
     }
@@ -237,6 +250,41 @@ static void session_ring_retry(void *owner)
 
 /* ---- on and off the ring -------------------------------------------------------------- */
 
+/* Nothing waits to be sent and no send is in flight. */
+static int session_ring_idle(const struct session *s)
+{
+    return s->to_srv.ring_count == 0 && s->to_client.ring_count == 0 &&
+           !s->to_srv.ring_sending && !s->to_client.ring_sending;
+}
+
+/* A bulk transfer leaves the ring for epoll and splice() once its sends are
+ * done. A receive still in flight is cancelled first; one that completed
+ * meanwhile still brings its bytes here (its completion is on its way), and
+ * the move waits for them to be sent. 0, or -1 if the session closed. */
+static int session_ring_leave(struct session *s)
+{
+    struct uring *u = s->worker->uring;
+    struct session_ring_dir d[2];
+    session_ring_dirs(s, d);
+    for (int i = 0; i < 2; i++) {
+        struct session_side *side = d[i].from;
+        if (!side->ring_recv)
+            continue;
+        int r = uring_cancel_ud(u, uring_ud(u, s->ring_slot, d[i].recv_op, 0));
+        if (r == 0)
+            return 0;          /* completed: wait for its bytes */
+        if (r < 0) {           /* cannot tell: stay on the ring */
+            s->ring_leaving = 0;
+            return session_ring_update(s);
+        }
+        side->ring_recv = 0;
+    }
+    session_ring_detach(s);
+    s->ring_leaving = 0;
+    session_update_io(s);
+    return 0;
+}
+
 int session_ring_attach(struct session *s)
 {
     struct uring *u = s->worker->uring;
@@ -280,6 +328,7 @@ void session_ring_detach(struct session *s)
             uring_buf_put(u, session_ring_pop(u, d[i].p));
     uring_slot_free(u, s->ring_slot);
     s->ring_slot = URING_NO_SLOT;
+    s->ring_leaving = 0;
 }
 
 /* ---- the worker's ring ---------------------------------------------------------------- */

@@ -189,6 +189,22 @@ int uring_cancel_fd(struct uring *u, int fd)
     return r >= 0 || r == -ENOENT ? 0 : r;
 }
 
+int uring_cancel_ud(struct uring *u, uint64_t ud)
+{
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.addr = ud;
+    reg.fd = -1;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    if (io_uring_sq_ready(&u->ring) > 0 && io_uring_submit(&u->ring) >= 0)
+        uring_count(&u->submits);
+    int r = io_uring_register_sync_cancel(&u->ring, &reg);
+    if (r == -ENOENT)
+        return 0;
+    return r < 0 ? r : 1;
+}
+
 static void uring_dispatch(struct uring *u, uint64_t ud, int res, unsigned flags)
 {
     if (ud == URING_UD_NONE)
