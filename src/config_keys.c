@@ -270,7 +270,8 @@ static const struct config_key config_global_keys[] = {
     { "accept_balance", CONFIG_WORD, GLOBAL(accept_balance), 0, 0, config_on_off, NULL,
       0, "on", "hand accepted connections to the least loaded worker" },
     { "io", CONFIG_WORD, GLOBAL(io), 0, 0, config_io_models, NULL, CONFIG_RESTART,
-      "epoll", "how workers relay established connections: epoll or io_uring" },
+      "io_uring", "how workers relay established connections: io_uring (falls back "
+      "to epoll where the kernel refuses it) or epoll" },
     { "resolvers", CONFIG_STRING, GLOBAL(resolvers), 0, 0, NULL, config_check_resolvers, 0,
       NULL, "name servers of discover: IP[:PORT] ... (default: /etc/resolv.conf)" },
 };

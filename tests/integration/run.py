@@ -74,11 +74,13 @@ def main():
     ap.add_argument('-j', '--jobs', type=int,
                     default=int(os.environ.get('TCPLB_TEST_JOBS', '1') or 1),
                     help='test files run in this many processes at once (default 1)')
+    ap.add_argument('--label',
+                    help='name on the closing line (default: the directory\'s)')
     ap.add_argument('--modules', help=argparse.SUPPRESS)   # a child's share
     args = ap.parse_args()
 
     suite_dir = os.path.abspath(args.dir)
-    label = os.path.basename(suite_dir.rstrip(os.sep)) or 'tests'
+    label = args.label or os.path.basename(suite_dir.rstrip(os.sep)) or 'tests'
     if not os.path.isdir(suite_dir):
         print('%s: no such directory: %s' % (label, suite_dir), flush=True)
         print('%s: 0 passed, 1 failed' % label, flush=True)

@@ -54,9 +54,11 @@ PACKAGES = (('haproxy', 'haproxy'), ('nginx', 'nginx'), ('wrk', 'wrk'),
 # repetition (later ones rotate it), and the rows of every table. HAProxy (no splice) is the reference.
 TARGETS = ('direct', 'tcplb', 'tcplb-http', 'tcplb-epoll', 'tcplb-uring', 'tcplb-reuseport',
            'haproxy', 'haproxy-splice', 'haproxy-splice-always', 'nginx')
-# haproxy-splice-always and tcplb-reuseport only on request (--targets): on this machine
-# splice-auto hardly ever splices the 64 MiB downloads, splice-response does.
-DEFAULT_TARGETS = ('direct', 'tcplb', 'tcplb-http', 'haproxy', 'haproxy-splice', 'nginx')
+# haproxy-splice-always, tcplb-uring and tcplb-reuseport only on request (--targets): on
+# this machine splice-auto hardly ever splices the 64 MiB downloads, splice-response does;
+# tcplb-uring is tcplb with its default io written out.
+DEFAULT_TARGETS = ('direct', 'tcplb', 'tcplb-http', 'tcplb-epoll', 'haproxy', 'haproxy-splice',
+                   'nginx')
 REFERENCE = 'haproxy'
 LABELS = {
     'direct': 'direct (no balancer, one backend)',
