@@ -60,6 +60,8 @@ struct worker {
     struct pipe_pool pipes;        /* kernel pipes for splice(), owned */
     struct uring *uring;           /* owned: io = io_uring, NULL on epoll */
     char io_error[160];            /* why io_uring could not be used, "" */
+    int io_ready;                  /* the thread chose its io (inbox_lock) */
+    pthread_cond_t io_ready_cond;
     uint64_t spliced_bytes;        /* moved by splice(); this worker writes */
     uint64_t rng;                  /* xorshift state for schedulers */
 
@@ -87,7 +89,8 @@ struct worker {
 /* Prepares a worker (loop, sockets already opened by the caller). */
 int worker_init(struct worker *w, unsigned id, struct config *config,
                 struct listen_sock *socks, size_t nsocks);
-/* Starts the thread. 0/-1. */
+/* Starts the thread and waits until it has set up its io (its ring, or why
+ * not), so that `show info` and the log are right from the start. 0/-1. */
 int worker_start(struct worker *w);
 /* Asks the worker to stop accepting and finish its sessions within the
  * config's shutdown_timeout. Any thread; repeat calls are harmless. */

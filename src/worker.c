@@ -271,6 +271,7 @@ int worker_init(struct worker *w, unsigned id, struct config *config,
     unsigned nw = config->global.workers ? config->global.workers : 1;
     pipe_pool_init(&w->pipes, (config->global.splice_pipes + nw - 1) / nw);
     pthread_mutex_init(&w->inbox_lock, NULL);
+    pthread_cond_init(&w->io_ready_cond, NULL);
     w->socks = socks;
     w->nsocks = nsocks;
     for (size_t i = 0; i < nsocks; i++)
@@ -296,6 +297,10 @@ static void *worker_main(void *arg)
         session_ring_setup(w, w->io_error, sizeof(w->io_error)) == -1)
         log_msg("worker %u: io = io_uring unavailable (%s): relaying with epoll", w->id,
                 w->io_error);
+    pthread_mutex_lock(&w->inbox_lock);
+    w->io_ready = 1;
+    pthread_cond_signal(&w->io_ready_cond);
+    pthread_mutex_unlock(&w->inbox_lock);
     listener_start(w);
     ev_run(w->loop, 0);
     /* Out of the loop: a shutdown. End what is left, each logged as such. */
@@ -312,6 +317,10 @@ int worker_start(struct worker *w)
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     w->started = 1;
+    pthread_mutex_lock(&w->inbox_lock);
+    while (!w->io_ready)
+        pthread_cond_wait(&w->io_ready_cond, &w->inbox_lock);
+    pthread_mutex_unlock(&w->inbox_lock);
     return 0;
 }
 
@@ -339,6 +348,7 @@ void worker_free(struct worker *w)
     w->socks = NULL;
     if (w->loop != NULL) {
         pthread_mutex_destroy(&w->inbox_lock);
+        pthread_cond_destroy(&w->io_ready_cond);
         handoff_inbox_free(&w->handoff);
     }
     while (w->free_bufs != NULL) {

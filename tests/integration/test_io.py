@@ -122,8 +122,9 @@ class IoUringTest(harness.TcplbTestCase):
         i = info(lb)
         self.assertTrue(ok, i)
         self.assertEqual(i['io_uring_buffers'], '0', i)
-        line = harness.access_log_lines(lb)[-1]
-        self.assertIn('term=client_reset', line)
+        # the log writer thread flushes the line a moment later
+        self.assertTrue(harness.wait_until(lambda: harness.access_log_lines(lb), 3))
+        self.assertIn('term=client_reset', harness.access_log_lines(lb)[-1])
 
     def test_bulk_transfer_moves_to_splice_byte_exact(self):
         """A full buffer means bulk: the session finishes what is in flight

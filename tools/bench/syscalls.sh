@@ -6,9 +6,10 @@
 # counts are divided by the requests wrk completed. Loopback only; every
 # process is ours, stopped by PID; every wait is bounded.
 #
-#   tools/bench/syscalls.sh [--build DIR] [--duration S] [--haproxy]
+#   tools/bench/syscalls.sh [--build DIR] [--duration S] [--io MODE] [--haproxy]
 #       --build     where tcplb is (default build)
 #       --duration  seconds per wrk run (default 2)
+#       --io        tcplb's io: io_uring (the default) or epoll
 #       --haproxy   also count HAProxy 2.6 (mode tcp, nbthread 2)
 #
 # Needs strace, wrk, nginx and ss (installed with apt-get when missing).
@@ -18,12 +19,14 @@ cd "$(dirname "$0")/../.."
 BUILD=build
 DURATION=2
 WITH_HAPROXY=0
+IO=io_uring
 while [ $# -gt 0 ]; do
     case $1 in
+        --io) IO=$2; shift 2 ;;
         --build) BUILD=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --haproxy) WITH_HAPROXY=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "syscalls: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -208,6 +211,7 @@ port=$(free_port)
 cat > "$TMP/tcplb/tcplb.ini" <<EOF
 [global]
 workers = 2
+io = $IO
 log = off
 shutdown_timeout = 1s
 
@@ -224,7 +228,7 @@ setsid "$TCPLB" -f "$TMP/tcplb/tcplb.ini" > "$TMP/tcplb.log" 2>&1 < /dev/null &
 PIDS+=($!)
 wait_listening tcplb "$port" $!
 count tcplb $! "$port"
-table tcplb "tcplb ($("$TCPLB" -V 2>&1 | head -1), workers = 2)"
+table tcplb "tcplb ($("$TCPLB" -V 2>&1 | head -1), workers = 2, io = $IO)"
 
 if [ "$WITH_HAPROXY" = 1 ]; then
     mkdir -p "$TMP/haproxy"
