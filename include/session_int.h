@@ -88,6 +88,8 @@ struct session {
                                       URING_NO_SLOT otherwise */
     uint8_t ring_leaving;          /* bulk: moves to epoll's splice() once
                                       what is in flight is done */
+    uint32_t ring_sent_batch;      /* the reap batch of the last send to the
+                                      server (uring.reaped) */
 
     ev_timer timer;
     ev_tstamp timer_at;            /* absolute deadline the timer is set for */

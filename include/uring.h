@@ -64,6 +64,7 @@ struct uring {
     uint32_t *waiting_gen;
     uint32_t nwaiting, waiting_cap;
 
+    uint32_t reaped;              /* reap passes so far: names a batch */
     uint64_t submits;             /* io_uring_enter calls that submitted */
     uint64_t completions;         /* reaped */
 };

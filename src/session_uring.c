@@ -172,6 +172,13 @@ static void session_ring_received(struct session *s, const struct session_ring_d
     side->ring_recv = 0;
     side->ring_more = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
     if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        /* The server answered within the io_uring_enter() that sent its
+         * request: both completions came in one batch, under one loop
+         * time, which would make the response time 0. The clock is read
+         * again, so it counts at most the length of that call, as epoll's
+         * relay counts up to its next loop pass. */
+        if (side == &s->srv && s->ring_sent_batch == u->reaped)
+            ev_now_update(s->worker->loop);
         session_relay_received(s, side, uring_buf(u, bid), (size_t)res);
         session_ring_push(u, d->p, bid, (uint32_t)res);
         /* a full buffer is a bulk transfer: as on epoll, it goes through
@@ -209,6 +216,8 @@ static void session_ring_sent(struct session *s, const struct session_ring_dir *
         session_relay_output_failed(s, d->to);
         return;
     }
+    if (d->to == &s->srv)
+        s->ring_sent_batch = u->reaped;
     session_relay_sent(s, d->to, uring_buf(u, bid) + p->ring_off, (size_t)res);
     p->ring_off += (uint32_t)res;
     if (p->ring_off >= u->len[bid]) {

@@ -229,6 +229,7 @@ static void uring_dispatch(struct uring *u, uint64_t ud, int res, unsigned flags
 static void uring_reap(struct uring *u)
 {
     struct io_uring_cqe *cqe;
+    u->reaped++;
     /* bounded so that a flood of completions cannot starve the loop's
      * other watchers; what is left keeps the ring's fd readable */
     for (unsigned n = 0; n < URING_CQ_ENTRIES && io_uring_peek_cqe(&u->ring, &cqe) == 0; n++) {
