@@ -140,8 +140,6 @@ static int session_ring_update(struct session *s)
 {
     struct session_ring_dir d[2];
     session_ring_dirs(s, d);
-    if (s->ring_leaving && session_ring_idle(s))
-        return session_ring_leave(s);
     for (int i = 0; i < 2; i++) {
         if (d[i].p->ring_count > 0 && !d[i].p->ring_sending)
             (void)session_ring_send(s, &d[i]);
@@ -152,9 +150,13 @@ static int session_ring_update(struct session *s)
         session_close(s, TERM_OK);
         return -1;
     }
+    /* leaving: no new receive; the move waits for the sends (a FIN that a
+     * side's end made due has gone above: epoll's relay would not send it) */
+    if (s->ring_leaving)
+        return session_ring_idle(s) ? session_ring_leave(s) : 0;
     for (int i = 0; i < 2; i++) {
         struct session_side *side = d[i].from;
-        if (!side->eof && !side->ring_starved && !side->ring_recv && !s->ring_leaving &&
+        if (!side->eof && !side->ring_starved && !side->ring_recv &&
             d[i].p->ring_count < SESSION_RING_QUEUE)
             (void)session_ring_arm(s, side, d[i].recv_op);
     }
