@@ -49,7 +49,7 @@ def main(argv):
             libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         sys.stderr.write('seccomp_refuse: prctl: %s\n' % os.strerror(ctypes.get_errno()))
         return 1
-    os.execv(argv[1], argv[1:])
+    os.execvp(argv[1], argv[1:])
     return 1
 
 
