@@ -1,8 +1,10 @@
 /* session_int.h — the inside of a session, shared by the files that make
  * one up and by nothing else: session.c (start, placement, connect with
- * retries, error answers, reload, close and log) and session_relay.c (io
- * interest, the relay itself, half-closes, the watcher and timer
- * callbacks). Everyone else holds a struct session only as a pointer. */
+ * retries, error answers, reload, close and log), session_relay.c (io
+ * interest, the epoll relay, half-closes, the watcher and timer callbacks),
+ * session_uring.c (the relay on the worker's io_uring) and session_obs.c
+ * (requests and their cost). Everyone else holds a struct session only as
+ * a pointer. */
 #ifndef TCPLB_SESSION_INT_H
 #define TCPLB_SESSION_INT_H
 
