@@ -60,8 +60,9 @@ struct uring {
     uint32_t *free_next;
     uint32_t free_head, cap;
 
-    uint32_t *waiting;            /* owned: slots to call again, with gen */
-    uint32_t *waiting_gen;
+    struct uring_waiter {         /* an owner to call again, if still on */
+        uint32_t slot, gen;
+    } *waiting;                   /* owned */
     uint32_t nwaiting, waiting_cap;
 
     uint32_t reaped;              /* reap passes so far: names a batch */

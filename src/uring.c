@@ -124,19 +124,13 @@ void uring_wait_buffers(struct uring *u, uint32_t slot)
 {
     if (u->nwaiting == u->waiting_cap) {
         uint32_t cap = u->waiting_cap ? u->waiting_cap * 2 : 64;
-        uint32_t *w = realloc(u->waiting, cap * sizeof(*w));
+        struct uring_waiter *w = realloc(u->waiting, cap * sizeof(*w));
         if (w == NULL)
             return;   /* the owner's next event retries */
         u->waiting = w;
-        uint32_t *g = realloc(u->waiting_gen, cap * sizeof(*g));
-        if (g == NULL)
-            return;
-        u->waiting_gen = g;
         u->waiting_cap = cap;
     }
-    u->waiting[u->nwaiting] = slot;
-    u->waiting_gen[u->nwaiting] = u->gen[slot];
-    u->nwaiting++;
+    u->waiting[u->nwaiting++] = (struct uring_waiter){ slot, u->gen[slot] };
 }
 
 /* Buffers came back, or an owner asked for the next pass: calls the owners
@@ -145,17 +139,15 @@ void uring_wait_buffers(struct uring *u, uint32_t slot)
 static void uring_wake_waiting(struct uring *u)
 {
     uint32_t n = u->nwaiting;
-    uint32_t *slots = u->waiting, *gens = u->waiting_gen;
+    struct uring_waiter *w = u->waiting;
     u->waiting = NULL;
-    u->waiting_gen = NULL;
     u->nwaiting = u->waiting_cap = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t slot = slots[i];
-        if (slot < u->cap && u->owner[slot] != NULL && u->gen[slot] == gens[i])
+        uint32_t slot = w[i].slot;
+        if (slot < u->cap && u->owner[slot] != NULL && u->gen[slot] == w[i].gen)
             u->retry(u->owner[slot]);
     }
-    free(slots);
-    free(gens);
+    free(w);
 }
 
 /* ---- submitting and reaping ------------------------------------------------- */
@@ -172,20 +164,26 @@ struct io_uring_sqe *uring_sqe(struct uring *u)
     return sqe;
 }
 
+/* Submits what is queued (operations still in the submission queue are not
+ * the kernel's yet, and the cancel must find them), then cancels what
+ * <reg> names and waits for the kernel to be done with it: how many it
+ * cancelled, -ENOENT for none, or another -errno. */
+static int uring_sync_cancel(struct uring *u, struct io_uring_sync_cancel_reg *reg)
+{
+    reg->timeout.tv_sec = -1;
+    reg->timeout.tv_nsec = -1;
+    if (io_uring_sq_ready(&u->ring) > 0 && io_uring_submit(&u->ring) >= 0)
+        uring_count(&u->submits);
+    return io_uring_register_sync_cancel(&u->ring, reg);
+}
+
 int uring_cancel_fd(struct uring *u, int fd)
 {
     struct io_uring_sync_cancel_reg reg;
     memset(&reg, 0, sizeof(reg));
     reg.fd = fd;
     reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
-    reg.timeout.tv_sec = -1;
-    reg.timeout.tv_nsec = -1;
-    /* operations still in the submission queue are not the kernel's yet:
-     * submit them first so that the cancel finds them */
-    if (io_uring_sq_ready(&u->ring) > 0 && io_uring_submit(&u->ring) >= 0)
-        uring_count(&u->submits);
-    /* how many it cancelled, or -ENOENT for none: both are success */
-    int r = io_uring_register_sync_cancel(&u->ring, &reg);
+    int r = uring_sync_cancel(u, &reg);
     return r >= 0 || r == -ENOENT ? 0 : r;
 }
 
@@ -195,11 +193,7 @@ int uring_cancel_ud(struct uring *u, uint64_t ud)
     memset(&reg, 0, sizeof(reg));
     reg.addr = ud;
     reg.fd = -1;
-    reg.timeout.tv_sec = -1;
-    reg.timeout.tv_nsec = -1;
-    if (io_uring_sq_ready(&u->ring) > 0 && io_uring_submit(&u->ring) >= 0)
-        uring_count(&u->submits);
-    int r = io_uring_register_sync_cancel(&u->ring, &reg);
+    int r = uring_sync_cancel(u, &reg);
     if (r == -ENOENT)
         return 0;
     return r < 0 ? r : 1;
@@ -414,7 +408,6 @@ void uring_free(struct uring *u)
     free(u->gen);
     free(u->free_next);
     free(u->waiting);
-    free(u->waiting_gen);
     memset(u, 0, sizeof(*u));
     u->free_head = URING_NO_SLOT;
 }

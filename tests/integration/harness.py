@@ -7,10 +7,10 @@ Every wait is bounded in time and every client socket has a timeout, so a
 broken tcplb fails a test instead of hanging the suite."""
 
 import collections
+import errno
 import hashlib
 import json
 import os
-import random
 import re
 import selectors
 import shlex
@@ -207,13 +207,11 @@ class Tcplb:
         else:
             text = config
             self.log_path = None
-        text = with_test_io(text)
         self.listen_ports = list(listen_ports or [])
         self.stats_socket = stats_socket
         self.cfg_path = os.path.join(tmpdir, name + '.ini')
         self.out_path = os.path.join(tmpdir, name + '.out')
-        with open(self.cfg_path, 'w') as f:
-            f.write(text)
+        self.write_config(text)
         self.proc = None
         self.returncode = None
         self.signaled = False       # the test itself sent a signal
@@ -225,6 +223,14 @@ class Tcplb:
         self.wrapper = shlex.split(os.environ.get('TCPLB_WRAPPER', ''))
         # the environment tcplb starts with (None: this process's)
         self.env = None
+
+    def write_config(self, text):
+        """Replaces tcplb's file at once (a reload never reads half of it),
+        with $TCPLB_TEST_IO's `io =` as at start."""
+        tmp = self.cfg_path + '.next'
+        with open(tmp, 'w') as f:
+            f.write(with_test_io(text))
+        os.replace(tmp, self.cfg_path)
 
     # -- process
 
@@ -359,6 +365,62 @@ class Tcplb:
         except ValueError as e:
             raise AssertionError('show stat json is not JSON (%s): %r'
                                  % (e, text[:2000]))
+
+
+def show_info(lb):
+    """show info as {key: value}, whole numbers as int, in the answer's
+    order (dicts keep it)."""
+    info = {}
+    for line in lb.stats('show info').splitlines():
+        key, sep, value = line.partition(':')
+        if sep:
+            value = value.strip()
+            info[key.strip()] = int(value) if value.isdigit() else value
+    return info
+
+
+RELOAD_LINE = re.compile(r'tcplb: (reloaded |reload refused)')
+
+
+def reload_lines(lb):
+    """tcplb's answers to SIGHUP so far, oldest first."""
+    return [ln for ln in tcplb_output(lb).splitlines() if RELOAD_LINE.search(ln)]
+
+
+def json_servers(js, pool='p'):
+    """{server name: its show stat json object} of one pool."""
+    for p in js['pools']:
+        if p['name'] == pool:
+            return {srv['name']: srv for srv in p['servers']}
+    raise AssertionError('no pool %s in %s' % (pool, json.dumps(js)[:2000]))
+
+
+def foreign_ipv4():
+    """An IPv4 address this machine does not hold (bind fails with
+    EADDRNOTAVAIL), from the documentation ranges; None when every one
+    binds (ip_nonlocal_bind, or the machine holds them all)."""
+    for ip in ('192.0.2.1', '198.51.100.1', '203.0.113.1', '192.0.2.77'):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((ip, 0))
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                return ip
+        finally:
+            s.close()
+    return None
+
+
+def stop_process(proc, timeout=5):
+    """Stops a process a test started (by its Popen): SIGTERM, then SIGKILL
+    if it has not exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
 
 
 def find_server(js, pool, server):
@@ -850,6 +912,24 @@ class TcplbTestCase(unittest.TestCase):
         s = connect(port, timeout, source)
         self._socks.append(s)
         return s
+
+    def reload(self, lb, config, expect='reloaded', timeout=10.0):
+        """Writes config (a Config or INI text) as lb's file, sends SIGHUP
+        (os.kill: the cleanup still wants exit 0) and waits for the answer
+        line; asserts it says `expect` ('reloaded' or 'reload refused') and
+        returns it."""
+        text = config.text() if isinstance(config, Config) else config
+        wait_started(lb)            # SIGHUP is handled from then on
+        before = len(reload_lines(lb))
+        lb.write_config(text)
+        os.kill(lb.pid, signal.SIGHUP)
+        lines = wait_until(lambda: len(reload_lines(lb)) > before and reload_lines(lb),
+                           timeout, 0.005)
+        self.assertTrue(lines, 'no reload line within %.0fs after SIGHUP\n%s'
+                        % (timeout, tcplb_output(lb)[-3000:]))
+        line = lines[before]
+        self.assertIn(expect, line, 'reload answered: %s' % line)
+        return line
 
     # -- counters
 

@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -591,13 +590,8 @@ class SlowStartTest(ActingTestCase):
         cfg2.listener('web', pool='p', mode='http', port=port)
         cfg2.pool('p', [('a', backends[0], 'weight=20'), ('b', backends[1], 'weight=20'),
                         ('c', backends[2], 'weight=20')], slowstart='2s')
-        with open(lb.cfg_path + '.next', 'w') as f:
-            f.write(cfg2.text())
-        os.replace(lb.cfg_path + '.next', lb.cfg_path)
         t_sent = time.monotonic()
-        os.kill(lb.pid, signal.SIGHUP)
-        if not harness.wait_until(lambda: 'tcplb: reloaded' in self.output(lb), 5, 0.01):
-            self.fail('no reload:\n' + self.output(lb))
+        self.reload(lb, cfg2, timeout=5.0)
         e = self.eweight(lb, 'c')
         self.assertEqual((self.eweight(lb, 'a'), self.eweight(lb, 'b')), (20.0, 20.0))
         self.assertLess(e, 20.0, 'a server added by a reload does not ramp')
@@ -976,13 +970,7 @@ class FpmAgentTest(ActingTestCase):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         def stop():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            harness.stop_process(proc)
             proc.stdout.close()
         self.addCleanup(stop)
         if not harness.wait_until(lambda: harness.is_listening(port), 5):

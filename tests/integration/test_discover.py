@@ -174,13 +174,8 @@ class Dnsmasq:
                                      % (name, want, self.log()))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            harness.stop_process(self.proc)
         self.proc = None
         if self._log:
             self._log.close()
@@ -377,21 +372,6 @@ class DiscoverTestCase(harness.TcplbTestCase):
             for s in others:
                 s.close()
         self.fail('no connection landed on %s in %d tries' % (ip, tries))
-
-    def reload(self, lb, text):
-        harness.wait_started(lb)
-
-        def count():
-            return harness.tcplb_output(lb).count('tcplb: reloaded')
-        before = count()
-        with open(lb.cfg_path + '.next', 'w') as f:
-            f.write(text)
-        os.replace(lb.cfg_path + '.next', lb.cfg_path)
-        os.kill(lb.pid, signal.SIGHUP)
-        if not harness.wait_until(lambda: count() > before, 10, 0.005):
-            self.fail('no reload line after SIGHUP:\n%s'
-                      % harness.tcplb_output(lb)[-3000:])
-
 
 # ---------------------------------------------------------------- A records
 

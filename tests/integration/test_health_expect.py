@@ -442,15 +442,7 @@ class RealRedisTest(ExpectTestCase):
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
-        def stop():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-        self.addCleanup(stop)
+        self.addCleanup(harness.stop_process, proc)
         self.assertTrue(harness.wait_until(lambda: harness.is_listening(port), 5),
                         'redis-server is not listening')
         lb, lbport = self.start('%s:%d' % (harness.HOST, port), **REDIS)
@@ -470,7 +462,7 @@ class RealRedisTest(ExpectTestCase):
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=10)
         self.assertEqual(p.stdout.strip(), 'PONG', p.stderr)
-        stop()
+        harness.stop_process(proc)
         self.wait_state(lb, 'down', DOWN_WITHIN)
 
 

@@ -25,15 +25,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 QUEUE = 2               # SESSION_RING_QUEUE in src/session_uring.c
 
 
-def info(lb):
-    out = {}
-    for line in lb.stats('show info').splitlines():
-        if ': ' in line:
-            k, _, v = line.partition(': ')
-            out[k] = v
-    return out
-
-
 class IoUringTest(harness.TcplbTestCase):
 
     def start(self, backend, mode='tcp', wrapper=None, **global_keys):
@@ -51,11 +42,11 @@ class IoUringTest(harness.TcplbTestCase):
     def ring_or_skip(self, lb):
         """The workers relay on io_uring; a kernel without it skips (the
         fallback test below still runs)."""
-        i = info(lb)
+        i = harness.show_info(lb)
         if 'io_uring_error' in i:
             self.skipTest('no io_uring here: %s' % i['io_uring_error'])
         self.assertEqual(i['io'], 'io_uring', i)
-        self.assertEqual(i['io_uring_workers'], '2', i)
+        self.assertEqual(i['io_uring_workers'], 2, i)
         return i
 
     def test_ring_relays_byte_exact_both_ways_and_counts_once(self):
@@ -76,12 +67,11 @@ class IoUringTest(harness.TcplbTestCase):
         srv = harness.find_server(js, 'p', 's')
         self.assertEqual((srv['total'], srv['bytes_in'], srv['bytes_out']),
                          (len(sizes), total, total))
-        after = info(lb)
-        self.assertGreater(int(after['io_uring_completions']),
-                           int(before['io_uring_completions']))
+        after = harness.show_info(lb)
+        self.assertGreater(after['io_uring_completions'], before['io_uring_completions'])
         # what the kernel filled went back: no buffer is held once idle
-        self.assertEqual(after['io_uring_buffers'], '0', after)
-        self.assertEqual(after['spliced_bytes'], '0', after)   # buffers only
+        self.assertEqual(after['io_uring_buffers'], 0, after)
+        self.assertEqual(after['spliced_bytes'], 0, after)   # buffers only
 
     def test_slow_reader_holds_few_buffers_then_gets_every_byte(self):
         payload = hashlib.sha256(b'ring').digest() * (1 << 19)       # 16 MiB
@@ -95,7 +85,7 @@ class IoUringTest(harness.TcplbTestCase):
         self.assertTrue(harness.wait_until(lambda: len(sink.received) == 1, 5))
         self.assertEqual(sink.received[0][0], len(sent))
         time.sleep(0.5)                  # the server pushes; nobody reads
-        held = int(info(lb)['io_uring_buffers'])
+        held = harness.show_info(lb)['io_uring_buffers']
         self.assertGreater(held, 0)
         self.assertLessEqual(held, 2 * QUEUE)
         got = harness.recv_until_eof(s)
@@ -104,7 +94,7 @@ class IoUringTest(harness.TcplbTestCase):
         js = self.settled_stats(lb)
         srv = harness.find_server(js, 'p', 's')
         self.assertEqual((srv['bytes_in'], srv['bytes_out']), (len(sent), len(got)))
-        self.assertEqual(info(lb)['io_uring_buffers'], '0')
+        self.assertEqual(harness.show_info(lb)['io_uring_buffers'], 0)
 
     def test_client_gone_mid_transfer_frees_its_buffers(self):
         payload = b'z' * (32 << 20)
@@ -115,13 +105,13 @@ class IoUringTest(harness.TcplbTestCase):
         s.sendall(b'go')
         s.shutdown(socket.SHUT_WR)
         self.assertTrue(harness.wait_until(
-            lambda: int(info(lb)['io_uring_buffers']) > 0, 5))
+            lambda: harness.show_info(lb)['io_uring_buffers'] > 0, 5))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
         s.close()                        # a reset, with buffers in flight
-        ok = harness.wait_until(lambda: info(lb)['active'] == '0', 5)
-        i = info(lb)
+        ok = harness.wait_until(lambda: harness.show_info(lb)['active'] == 0, 5)
+        i = harness.show_info(lb)
         self.assertTrue(ok, i)
-        self.assertEqual(i['io_uring_buffers'], '0', i)
+        self.assertEqual(i['io_uring_buffers'], 0, i)
         # the log writer thread flushes the line a moment later
         self.assertTrue(harness.wait_until(lambda: harness.access_log_lines(lb), 3))
         self.assertIn('term=client_reset', harness.access_log_lines(lb)[-1])
@@ -145,9 +135,9 @@ class IoUringTest(harness.TcplbTestCase):
         srv = harness.find_server(js, 'p', 's')
         total = sum(len(p) for p in payloads)
         self.assertEqual((srv['bytes_in'], srv['bytes_out']), (total, total))
-        i = info(lb)
-        self.assertGreater(int(i['spliced_bytes']), 0, i)
-        self.assertEqual((i['io_uring_buffers'], i['pipes_used']), ('0', '0'), i)
+        i = harness.show_info(lb)
+        self.assertGreater(i['spliced_bytes'], 0, i)
+        self.assertEqual((i['io_uring_buffers'], i['pipes_used']), (0, 0), i)
 
     def test_http_observer_counts_on_the_ring(self):
         web = self.backend(harness.HttpBackend, 'a')
@@ -170,16 +160,16 @@ class IoUringTest(harness.TcplbTestCase):
         self.assertEqual(r.status, 502)
         js = self.settled_stats(lb)
         self.assertEqual(harness.find_listener(js, 'l')['http_502'], 1)
-        self.assertEqual(info(lb)['io_uring_buffers'], '0')
+        self.assertEqual(harness.show_info(lb)['io_uring_buffers'], 0)
 
     @unittest.skipUnless(platform.machine() == 'x86_64', 'the seccomp filter is x86-64')
     def test_refused_io_uring_falls_back_to_epoll_and_says_why(self):
         echo = self.backend(harness.EchoBackend)
         lb, port = self.start(echo, wrapper=[sys.executable,
                                              os.path.join(HERE, 'seccomp_refuse.py')])
-        i = info(lb)
+        i = harness.show_info(lb)
         self.assertEqual(i['io'], 'io_uring', i)
-        self.assertEqual(i['io_uring_workers'], '0', i)
+        self.assertEqual(i['io_uring_workers'], 0, i)
         self.assertIn('io_uring_setup', i.get('io_uring_error', ''), i)
         out = harness.tcplb_output(lb)
         self.assertEqual(out.count('io = io_uring unavailable'), 2, out)   # once per worker
@@ -190,9 +180,9 @@ class IoUringTest(harness.TcplbTestCase):
         echo = self.backend(harness.EchoBackend)
         lb, port = self.start(echo, io='epoll')
         self.assertEqual(harness.echo_concurrently(port, [b'abc' * 1000]), [b'abc' * 1000])
-        i = info(lb)
+        i = harness.show_info(lb)
         self.assertEqual((i['io'], i['io_uring_workers'], i['io_uring_completions']),
-                         ('epoll', '0', '0'), i)
+                         ('epoll', 0, 0), i)
         self.assertNotIn('io_uring_error', i)
 
 

@@ -14,8 +14,6 @@ import csv
 import io
 import json
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -273,17 +271,6 @@ class JsonLineTest(LogFormatTestCase):
         request(ports['web'], b'/again', source='127.0.0.14')
         lines = self.wait_lines(lb, 8)
         self.assertTrue(all(l.startswith(('ts=', 'type=')) for l in lines[6:]), lines)
-
-    def reload(self, lb, text):
-        def count():
-            return harness.tcplb_output(lb).count('tcplb: reloaded')
-        before = count()
-        with open(lb.cfg_path + '.next', 'w') as f:
-            f.write(text)
-        os.replace(lb.cfg_path + '.next', lb.cfg_path)
-        os.kill(lb.pid, signal.SIGHUP)
-        if not harness.wait_until(lambda: count() > before, 10, 0.01):
-            self.fail('no reload line after SIGHUP:\n%s' % harness.tcplb_output(lb)[-3000:])
 
     def test_check_refuses_an_unknown_format(self):
         path = os.path.join(self.tmp, 'bad.ini')

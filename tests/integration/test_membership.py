@@ -12,11 +12,9 @@ freebind is found in the kernel's socket table; two instances compare their
 deadlines, never slept for; every load loop is bounded in count and time."""
 
 import collections
-import errno
 import http.client
 import json
 import os
-import re
 import signal
 import socket
 import time
@@ -49,14 +47,6 @@ answer_lines = harness.answer_lines
 
 
 csv_rows = harness.csv_rows
-
-
-
-def json_servers(js, pool):
-    for p in js['pools']:
-        if p['name'] == pool:
-            return {s['name']: s for s in p['servers']}
-    raise AssertionError('no pool %s in %s' % (pool, json.dumps(js)[:2000]))
 
 
 def mapping(js, pool):
@@ -93,22 +83,6 @@ class AgentBackend(harness.Backend):
     def serve(self, conn):
         conn.sendall(self.line)
         conn.shutdown(socket.SHUT_WR)
-
-
-def foreign_ipv4():
-    """An IPv4 address this machine does not hold (bind fails with
-    EADDRNOTAVAIL), from the documentation ranges; None when every one
-    binds (ip_nonlocal_bind, or the machine holds them all)."""
-    for ip in ('192.0.2.1', '198.51.100.1', '203.0.113.1', '192.0.2.77'):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((ip, 0))
-        except OSError as e:
-            if e.errno == errno.EADDRNOTAVAIL:
-                return ip
-        finally:
-            s.close()
-    return None
 
 
 def kernel_listens(ip, port):
@@ -158,7 +132,7 @@ class MembershipTestCase(harness.TcplbTestCase):
         if harness.wait_server_state(lb, pool, server, state, timeout) is None:
             self.fail('%s/%s not %s within %.1fs: %s'
                       % (pool, server, state, timeout,
-                         json_servers(lb.stats_json(), pool).get(server)))
+                         harness.json_servers(lb.stats_json(), pool).get(server)))
 
     def views(self, lb, server, pool='p'):
         """In which views POOL/server is listed: csv, json, metrics,
@@ -166,7 +140,7 @@ class MembershipTestCase(harness.TcplbTestCase):
         found = set()
         if (pool, server) in csv_rows(lb):
             found.add('csv')
-        if server in json_servers(lb.stats_json(), pool):
+        if server in harness.json_servers(lb.stats_json(), pool):
             found.add('json')
         if self.http_port:
             status, text = http_get(self.http_port, '/metrics')
@@ -175,26 +149,9 @@ class MembershipTestCase(harness.TcplbTestCase):
                 found.add('metrics')
             status, text = http_get(self.http_port, '/stats.json')
             self.assertEqual(status, 200)
-            if server in json_servers(json.loads(text), pool):
+            if server in harness.json_servers(json.loads(text), pool):
                 found.add('stats.json')
         return found
-
-    def reload(self, lb, text):
-        """Writes text as tcplb's file, sends SIGHUP (os.kill: the cleanup
-        still wants exit 0) and waits for the `reloaded` line."""
-        harness.wait_started(lb)
-
-        def count():
-            return harness.tcplb_output(lb).count('tcplb: reloaded')
-        before = count()
-        with open(lb.cfg_path + '.next', 'w') as f:
-            f.write(text)
-        os.replace(lb.cfg_path + '.next', lb.cfg_path)
-        os.kill(lb.pid, signal.SIGHUP)
-        if not harness.wait_until(lambda: count() > before, 10, 0.01):
-            self.fail('no reload line after SIGHUP:\n%s'
-                      % harness.tcplb_output(lb)[-3000:])
-
 
 ALL_VIEWS = {'csv', 'json', 'metrics', 'stats.json'}
 
@@ -226,7 +183,7 @@ class AddServerTest(MembershipTestCase):
         self.assertEqual(harness.server_state(lb, 'p', 'b2'), 'up')
         self.assertEqual(self.backends_of(port, 10), {'b1': 5, 'b2': 5})
         js = self.settled_stats(lb)
-        self.assertEqual(json_servers(js, 'p')['b2']['total'], 5)
+        self.assertEqual(harness.json_servers(js, 'p')['b2']['total'], 5)
         self.assertEqual(b2.requests, 5)
 
     def test_added_server_with_health_none_is_up_at_once(self):
@@ -321,8 +278,8 @@ class AddServerTest(MembershipTestCase):
         self.assertEqual(lb.stats('add server p/ag %s weight=2 agent_port=%d'
                                   % (echo.addr, agent.port)), 'p/ag up\n\n')
         ok = harness.wait_until(
-            lambda: json_servers(lb.stats_json(), 'p')['ag']['eweight'] == 1.0, WAIT)
-        self.assertTrue(ok, json_servers(lb.stats_json(), 'p')['ag'])
+            lambda: harness.json_servers(lb.stats_json(), 'p')['ag']['eweight'] == 1.0, WAIT)
+        self.assertTrue(ok, harness.json_servers(lb.stats_json(), 'p')['ag'])
         self.assertGreaterEqual(agent.connections, 1)
 
     def test_refusals_change_nothing(self):
@@ -390,7 +347,7 @@ class AddServerTest(MembershipTestCase):
                          'p/b2 up\n\n')
         samples = []
         while time.monotonic() < t0 + 3:
-            e = json_servers(lb.stats_json(), 'p')['b2']['eweight']
+            e = harness.json_servers(lb.stats_json(), 'p')['b2']['eweight']
             samples.append((round(time.monotonic() - t0, 3), e))
             if e == 20.0:
                 break
@@ -401,7 +358,7 @@ class AddServerTest(MembershipTestCase):
         self.assertEqual(values[-1], 20.0, samples)
         self.assertGreaterEqual(len(set(values)), 4, samples)
         self.assertGreaterEqual(samples[-1][0], 0.8, 'ramped too fast: %s' % samples)
-        self.assertEqual(json_servers(lb.stats_json(), 'p')['b1']['eweight'], 20.0)
+        self.assertEqual(harness.json_servers(lb.stats_json(), 'p')['b1']['eweight'], 20.0)
 
     def test_server_added_under_load_takes_traffic_without_a_client_error(self):
         """While a steady loop of requests runs, a server added with health
@@ -441,7 +398,7 @@ class AddServerTest(MembershipTestCase):
         self.assertEqual(self.views(lb, 'b2'), set())
         self.assertEqual(self.backends_of(port, 3), {'b1': 3})
         js = self.settled_stats(lb)
-        self.assertEqual(json_servers(js, 'p')['b1']['total'], 5)
+        self.assertEqual(harness.json_servers(js, 'p')['b1']['total'], 5)
         self.assertEqual(b2.requests, 2)
 
 
@@ -508,7 +465,7 @@ class DelServerTest(MembershipTestCase):
         self.assertEqual(harness.recv_until_eof(held), b'')
         held.close()
         ok = harness.wait_until(
-            lambda: json_servers(lb.stats_json(), 'p')['e2']['active'] == 0, WAIT)
+            lambda: harness.json_servers(lb.stats_json(), 'p')['e2']['active'] == 0, WAIT)
         self.assertTrue(ok)
         self.assertEqual(lb.stats('del server p/e2'), 'p/e2 deleted\n\n')
         self.assertEqual(self.views(lb, 'e2'), set())
@@ -625,7 +582,7 @@ class FreebindTest(MembershipTestCase):
         return cfg, local
 
     def test_freebind_listens_on_an_address_the_machine_does_not_hold(self):
-        ip = foreign_ipv4()
+        ip = harness.foreign_ipv4()
         if ip is None:
             self.skipTest('every test address binds here (ip_nonlocal_bind?)')
         port = harness.free_port()
@@ -642,7 +599,7 @@ class FreebindTest(MembershipTestCase):
         self.assertEqual(harness.recv_exact(s, 1), b'z')
 
     def test_without_freebind_the_start_is_refused(self):
-        ip = foreign_ipv4()
+        ip = harness.foreign_ipv4()
         if ip is None:
             self.skipTest('every test address binds here (ip_nonlocal_bind?)')
         port = harness.free_port()
@@ -687,10 +644,10 @@ class MappingTest(MembershipTestCase):
 
     def all_up(self, lbs, names):
         def probe():
-            return all(json_servers(lb.stats_json(), 'p').get(n, {}).get('state') == 'up'
+            return all(harness.json_servers(lb.stats_json(), 'p').get(n, {}).get('state') == 'up'
                        for lb in lbs for n in names)
         self.assertTrue(harness.wait_until(probe, WAIT),
-                        [json_servers(lb.stats_json(), 'p') for lb in lbs])
+                        [harness.json_servers(lb.stats_json(), 'p') for lb in lbs])
 
     def test_equal_config_equal_digest(self):
         bs = [self.backend(harness.EchoBackend, 'e%d' % i) for i in range(3)]

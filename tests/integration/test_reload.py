@@ -14,7 +14,6 @@ import collections
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -22,38 +21,12 @@ import time
 
 import harness
 
-RELOAD_LINE = re.compile(r'tcplb: (reloaded |reload refused)')
 CHUNK = 64 * 1024
 RELOADS = 10
 SPACING = 0.3           # seconds between reloads
 
 
 class ReloadTestCase(harness.TcplbTestCase):
-
-    def reload_lines(self, lb):
-        return [ln for ln in harness.tcplb_output(lb).splitlines()
-                if RELOAD_LINE.search(ln)]
-
-    def reload(self, lb, config, expect='reloaded'):
-        """Writes config (a Config or INI text) as tcplb's file, sends SIGHUP
-        and waits for the answer line; asserts it is `expect` ('reloaded' or
-        'reload refused') and returns it."""
-        text = config.text() if isinstance(config, harness.Config) else config
-        harness.wait_started(lb)    # SIGHUP is handled from then on
-        before = len(self.reload_lines(lb))
-        tmp = lb.cfg_path + '.next'
-        with open(tmp, 'w') as f:
-            f.write(text)
-        os.replace(tmp, lb.cfg_path)
-        os.kill(lb.pid, signal.SIGHUP)
-        lines = harness.wait_until(
-            lambda: len(self.reload_lines(lb)) > before and self.reload_lines(lb),
-            10.0, 0.01)
-        self.assertTrue(lines, 'no reload line within 10s after SIGHUP\n%s'
-                        % harness.tcplb_output(lb)[-3000:])
-        line = lines[before]
-        self.assertIn(expect, line, 'reload answered: %s' % line)
-        return line
 
     def backends_of(self, port, n, source=None):
         """X-Backend of n sequential requests, each on a new connection."""
@@ -179,7 +152,7 @@ class StreamAcrossReloadsTest(ReloadTestCase):
         harness.wait_until(lambda: echo1.received, 3)
         self.assertEqual([n for n, _ in echo1.received], [sent[0]])
         self.assertEqual(echo2.received, [])
-        self.assertEqual(len(self.reload_lines(lb)), RELOADS)
+        self.assertEqual(len(harness.reload_lines(lb)), RELOADS)
         js = self.settled_stats(lb)
         s1 = harness.find_server(js, 'p', 's1')
         self.assertEqual((s1['bytes_in'], s1['bytes_out']), (sent[0], sent[0]))
@@ -279,7 +252,7 @@ class InvalidConfigTest(ReloadTestCase):
         self.reload(lb, broken, expect='reload refused')
         self.assertEqual(lb.stats('show stat'), before)
         self.assertEqual(dict(self.backends_of(self.port, 10)), {'a': 5, 'b': 5})
-        refused = [ln for ln in self.reload_lines(lb) if 'reload refused' in ln]
+        refused = [ln for ln in harness.reload_lines(lb) if 'reload refused' in ln]
         self.assertEqual(len(refused), 2, refused)
 
         # Refusals leave reloading usable: a valid file still applies.

@@ -525,10 +525,7 @@ class HttpRequestCountTest(RequestsTestCase):
         self.assertGreater(self.spliced_bytes(), 0)
 
     def spliced_bytes(self):
-        for line in self.lb.stats('show info').splitlines():
-            if line.startswith('spliced_bytes:'):
-                return int(line.split(':', 1)[1])
-        raise AssertionError('no spliced_bytes in show info')
+        return harness.show_info(self.lb)['spliced_bytes']
 
     def test_response_time_of_a_100ms_server_is_measured(self):
         slow = self.backend(harness.HttpBackend, 'slow', delay=0.1)

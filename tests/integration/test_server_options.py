@@ -13,8 +13,6 @@ bounded in count and time."""
 
 import collections
 import ctypes
-import errno
-import json
 import os
 import re
 import shutil
@@ -44,14 +42,6 @@ answer_lines = harness.answer_lines
 csv_rows = harness.csv_rows
 
 
-
-def json_servers(js, pool='p'):
-    for p in js['pools']:
-        if p['name'] == pool:
-            return {s['name']: s for s in p['servers']}
-    raise AssertionError('no pool %s in %s' % (pool, json.dumps(js)[:2000]))
-
-
 def ask(port, source=None):
     """The X-Backend of one request, or 'error: ...' for anything but a 200."""
     try:
@@ -69,22 +59,6 @@ def check_config(path):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=10)
     return p.returncode, p.stderr
-
-
-def foreign_ipv4():
-    """An IPv4 address this machine does not hold (bind fails with
-    EADDRNOTAVAIL), from the documentation ranges; None when every one
-    binds (ip_nonlocal_bind, or the machine holds them all)."""
-    for ip in ('192.0.2.1', '198.51.100.1', '203.0.113.1'):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((ip, 0))
-        except OSError as e:
-            if e.errno == errno.EADDRNOTAVAIL:
-                return ip
-        finally:
-            s.close()
-    return None
 
 
 class PeerHttpBackend(harness.HttpBackend):
@@ -150,7 +124,7 @@ class OptionsTestCase(harness.TcplbTestCase):
         if seen is None:
             self.fail('%s/%s not %s within %.1fs: %s'
                       % (pool, server, state, timeout,
-                         json_servers(lb.stats_json(), pool).get(server)))
+                         harness.json_servers(lb.stats_json(), pool).get(server)))
         return seen
 
     event_wait = WAIT
@@ -183,20 +157,6 @@ class OptionsTestCase(harness.TcplbTestCase):
         with open(path, 'w') as f:
             f.write(text)
         return path
-
-    def reload(self, lb, text):
-        """Writes text as tcplb's file, sends SIGHUP and waits for the
-        `reloaded` line."""
-        def count():
-            return harness.tcplb_output(lb).count('tcplb: reloaded')
-        before = count()
-        with open(lb.cfg_path + '.next', 'w') as f:
-            f.write(text)
-        os.replace(lb.cfg_path + '.next', lb.cfg_path)
-        os.kill(lb.pid, 1)      # SIGHUP; os.kill: the cleanup still wants exit 0
-        if not harness.wait_until(lambda: count() > before, 10, 0.01):
-            self.fail('no reload line after SIGHUP:\n%s'
-                      % harness.tcplb_output(lb)[-3000:])
 
     def refused(self, server_line, pool_keys='', want=None):
         """tcplb -c -f of a file whose pool has server_line: must exit 1
@@ -240,7 +200,7 @@ class BackupTest(OptionsTestCase):
         check bound and no request fails from then on; when a comes back,
         the traffic leaves c for a."""
         lb, port, bs = self.primaries_and_backup()
-        servers = json_servers(lb.stats_json())
+        servers = harness.json_servers(lb.stats_json())
         self.assertEqual({n: s['backup'] for n, s in servers.items()},
                          {'a': 0, 'b': 0, 'c': 1})
         rows = csv_rows(lb)
@@ -248,7 +208,7 @@ class BackupTest(OptionsTestCase):
                          {'a': '0', 'b': '0', 'c': '1'})
         self.assertEqual(self.tally(port, 60), {'a': 30, 'b': 30})
         self.assertEqual(bs['c'].requests, 0)
-        self.assertEqual(json_servers(self.settled_stats(lb))['c']['total'], 0)
+        self.assertEqual(harness.json_servers(self.settled_stats(lb))['c']['total'], 0)
         # c is checked meanwhile, like any server
         self.assertTrue(harness.wait_until(lambda: bs['c'].connections >= 3, WAIT),
                         'the backup is not checked: %d connections' % bs['c'].connections)
@@ -384,7 +344,7 @@ class BackupTest(OptionsTestCase):
         # accepted and dispatched (tcplb picks at accept): it waits
         self.assertTrue(harness.wait_until(
             lambda: harness.find_listener(lb.stats_json(), 'web')['active'] == 2, WAIT))
-        servers = json_servers(lb.stats_json())
+        servers = harness.json_servers(lb.stats_json())
         self.assertEqual((servers['a']['active'], servers['c']['active'],
                           servers['c']['total']), (1, 0, 0), servers)
         self.assertEqual(c.connections, 0)
@@ -402,7 +362,7 @@ class BackupTest(OptionsTestCase):
                                ('c', bs['c'], 'backup')], health='none')
         self.assertEqual(lb.stats('add server p/d %s backup' % bs['d'].addr),
                          'p/d up\n\n')
-        self.assertEqual(json_servers(lb.stats_json())['d']['backup'], 1)
+        self.assertEqual(harness.json_servers(lb.stats_json())['d']['backup'], 1)
         self.assertEqual(csv_rows(lb)[('p', 'd')]['backup'], '1')
         self.assertEqual(self.tally(port, 20), {'a': 10, 'b': 10})
         lb.stats('disable server p/a')
@@ -428,7 +388,7 @@ class BackupTest(OptionsTestCase):
         lb.stats('enable server p/a')
         self.assertEqual(self.tally(port, 6), {'a': 6})
         self.reload(lb, self.cfg.text().replace(' backup', ''))
-        self.assertEqual(json_servers(lb.stats_json())['c']['backup'], 0)
+        self.assertEqual(harness.json_servers(lb.stats_json())['c']['backup'], 0)
         self.assertEqual(self.tally(port, 6), {'a': 3, 'c': 3})
 
     def test_backup_is_a_flag_without_a_value(self):
@@ -527,7 +487,7 @@ class SourceTest(OptionsTestCase):
         self.assertEqual({ip for ip, _ in n.snapshot()}, {'127.0.0.1'})
 
     def test_a_source_that_is_not_ours_or_of_the_wrong_family_is_refused(self):
-        ip = foreign_ipv4()
+        ip = harness.foreign_ipv4()
         if ip is None:
             self.skipTest('every documentation address binds here (ip_nonlocal_bind?)')
         self.refused('server = a 127.0.0.1:9 source=%s' % ip,
@@ -557,7 +517,7 @@ class SourceTest(OptionsTestCase):
         lb.stats('disable server p/a')
         self.assertEqual(self.tally(port, 3), {'d': 3})
         self.assertEqual(d.snapshot(), [('127.0.0.9', '/')] * 3)
-        ip = foreign_ipv4()
+        ip = harness.foreign_ipv4()
         if ip is not None:
             answer = lb.stats('add server p/e %s source=%s' % (d.addr, ip))
             self.assertRegex(answer, r'^error: server e: source=%s: cannot bind it'

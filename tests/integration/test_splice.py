@@ -18,7 +18,6 @@ import hashlib
 import os
 import random
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -31,7 +30,6 @@ import harness
 MIB = 1 << 20
 RELAY_BUF = 64 * 1024   # WORKER_BUF_SIZE: a read filling it starts splicing,
                         # so each direction's first 64 KiB go through a buffer
-RELOAD_LINE = re.compile(r'tcplb: (reloaded |reload refused)')
 INFO_TAIL = ['splice', 'splice_pipes', 'pipes_used', 'pipes_idle', 'spliced_bytes']
 
 
@@ -41,19 +39,6 @@ def pseudo_random(n, seed):
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def show_info(lb):
-    """show info as a dict of `key: value` lines; whole numbers as int. The
-    key order is kept (dicts are ordered)."""
-    info = {}
-    for line in lb.stats('show info').splitlines():
-        key, sep, value = line.partition(':')
-        if not sep:
-            continue
-        value = value.strip()
-        info[key.strip()] = int(value) if value.isdigit() else value
-    return info
 
 
 def open_fds(pid):
@@ -155,7 +140,7 @@ class SpliceTestCase(harness.TcplbTestCase):
         last = [None]
 
         def probe():
-            last[0] = show_info(lb)
+            last[0] = harness.show_info(lb)
             return last[0]['pipes_used'] == 0 and (pred is None or pred(last[0]))
         harness.wait_until(probe, timeout, 0.02)
         return last[0]
@@ -182,7 +167,7 @@ class SpliceRelayTest(SpliceTestCase):
         size = 32 * MIB
         payload = pseudo_random(size, 1)
         lb, port, bulk = self.start_bulk(payload)
-        info0 = show_info(lb)
+        info0 = harness.show_info(lb)
         keys = list(info0)
         self.assertIn('splice', keys)
         at = keys.index('splice')
@@ -277,7 +262,7 @@ class SpliceRelayTest(SpliceTestCase):
         self.assert_same(got, payload, 'download with splice = off')
         srv = self.settled_server(lb, 'bulk', bytes_out=size)
         self.assertEqual(srv['bytes_out'], size)
-        info = show_info(lb)
+        info = harness.show_info(lb)
         self.assertEqual((info['splice'], info['pipes_used'], info['pipes_idle'],
                           info['spliced_bytes']), ('off', 0, 0, 0))
         self.assertEqual(pipe_fds(lb.pid), pipes0, 'a pipe was opened')
@@ -308,7 +293,7 @@ class SpliceRelayTest(SpliceTestCase):
                                   bytes_out=sizes_out)
         self.assertEqual((srv['bytes_in'], srv['bytes_out']),
                          (request_len, sizes_out))
-        info = show_info(lb)
+        info = harness.show_info(lb)
         self.assertEqual((info['spliced_bytes'], info['pipes_used'],
                           info['pipes_idle']), (0, 0, 0),
                          'small exchanges went through splice()')
@@ -320,7 +305,7 @@ class SplicePipeLimitTest(SpliceTestCase):
         size, n = 16 * MIB, 4
         payload = pseudo_random(size, 5)
         lb, port, bulk = self.start_bulk(payload, workers=1, splice_pipes=1)
-        self.assertEqual(show_info(lb)['splice_pipes'], 1)
+        self.assertEqual(harness.show_info(lb)['splice_pipes'], 1)
         pipes0 = pipe_fds(lb.pid)
 
         results = [None] * n
@@ -352,7 +337,7 @@ class SplicePipeLimitTest(SpliceTestCase):
         used = []
         deadline = time.monotonic() + 30
         while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
-            info = show_info(lb)
+            info = harness.show_info(lb)
             used.append(info['pipes_used'])
             max_used = max(max_used, info['pipes_used'])
             max_open = max(max_open, info['pipes_used'] + info['pipes_idle'])
@@ -399,7 +384,7 @@ class SpliceParkedBytesTest(SpliceTestCase):
             if not data:
                 break
             got += data
-            used.append(show_info(lb)['pipes_used'])
+            used.append(harness.show_info(lb)['pipes_used'])
             time.sleep(0.005)
         got += harness.recv_until_eof(s, limit=size + MIB)
         s.close()
@@ -417,7 +402,7 @@ class SpliceParkedBytesTest(SpliceTestCase):
         size = 64 * MIB
         payload = pseudo_random(MIB, 7) * 64
         lb, port, bulk = self.start_bulk(payload)
-        show_info(lb)
+        harness.show_info(lb)
         fds0, pipes0 = open_fds(lb.pid), pipe_fds(lb.pid)
 
         s = self.client(port, rcvbuf=64 * 1024)
@@ -429,19 +414,19 @@ class SpliceParkedBytesTest(SpliceTestCase):
         received = len(head)
         deadline = time.monotonic() + 8
         while True:
-            held = harness.wait_until(lambda: show_info(lb)['pipes_used'] == 1,
+            held = harness.wait_until(lambda: harness.show_info(lb)['pipes_used'] == 1,
                                       0.5, 0.02)
             if held or received >= 32 * MIB or time.monotonic() > deadline:
                 break
             received += len(harness.recv_exact(s, 256 * 1024))
         self.assertTrue(held, 'no pipe holds bytes for the stalled client: %s'
-                        % show_info(lb))
+                        % harness.show_info(lb))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
         s.close()                                           # RST
 
         def ended():
             js = lb.stats_json()
-            info = show_info(lb)
+            info = harness.show_info(lb)
             return (harness.all_idle(js) and info['pipes_used'] == 0 and
                     open_fds(lb.pid) <= fds0 + 2 * info['pipes_idle'])
         harness.wait_until(ended, 5.0, 0.05)
@@ -452,7 +437,7 @@ class SpliceParkedBytesTest(SpliceTestCase):
         self.assertEqual(srv['active'], 0)
         self.assertGreaterEqual(srv['bytes_out'], 2 * MIB)
         self.assertLess(srv['bytes_out'], size)
-        info = show_info(lb)
+        info = harness.show_info(lb)
         self.assertEqual(info['pipes_used'], 0)
         # The pipe still held bytes: closed, not put back in the pool.
         self.assertEqual(info['pipes_idle'], 0, info)
@@ -513,26 +498,6 @@ class SpliceConfigTest(SpliceTestCase):
 
 class SpliceReloadTest(SpliceTestCase):
 
-    def reload_lines(self, lb):
-        return [ln for ln in harness.tcplb_output(lb).splitlines()
-                if RELOAD_LINE.search(ln)]
-
-    def reload(self, lb, cfg):
-        """Writes cfg over tcplb's file, SIGHUP (os.kill: the cleanup still
-        demands exit 0), waits for the answer line and asserts `reloaded`."""
-        harness.wait_started(lb)
-        before = len(self.reload_lines(lb))
-        tmp = lb.cfg_path + '.next'
-        with open(tmp, 'w') as f:
-            f.write(cfg.text())
-        os.replace(tmp, lb.cfg_path)
-        os.kill(lb.pid, signal.SIGHUP)
-        lines = harness.wait_until(lambda: len(self.reload_lines(lb)) > before and
-                                   self.reload_lines(lb), 10.0, 0.01)
-        self.assertTrue(lines, 'no reload line within 10 s\n%s'
-                        % harness.tcplb_output(lb)[-3000:])
-        self.assertIn('reloaded', lines[before])
-
     def test_reload_switches_splice_but_not_splice_pipes(self):
         size = 16 * MIB
         bulk = self.backend(BulkSendBackend, 'bulk', pseudo_random(size, 9))
@@ -555,14 +520,14 @@ class SpliceReloadTest(SpliceTestCase):
         self.assert_spliced_most(spliced_by_download(10), size)
 
         self.reload(lb, config(splice='off'))
-        self.assertEqual(show_info(lb)['splice'], 'off')
+        self.assertEqual(harness.show_info(lb)['splice'], 'off')
         self.assertEqual(spliced_by_download(11), 0,
                          'spliced after a reload to splice = off')
 
         self.assertNotIn('splice_pipes changed', harness.tcplb_output(lb))
         self.reload(lb, config(splice='auto', splice_pipes=8))
         self.assertIn('splice_pipes changed', harness.tcplb_output(lb))
-        info = show_info(lb)
+        info = harness.show_info(lb)
         self.assertEqual((info['splice'], info['splice_pipes']), ('auto', 64))
         self.assert_spliced_most(spliced_by_download(12), size)
         srv = self.settled_server(lb, 'bulk', bytes_out=3 * size)

@@ -128,10 +128,7 @@ class ScaleTest(harness.TcplbTestCase):
         return [int(w) for w in words[1:]]
 
     def active(self, lb):
-        for line in lb.stats('show info').splitlines():
-            if line.startswith('active:'):
-                return int(line.split()[1])
-        raise AssertionError('no active: in show info')
+        return harness.show_info(lb)['active']
 
     def test_9000_idle_connections_relayed_exactly_rss_per_connection(self):
         binary = harness.require_bin()
