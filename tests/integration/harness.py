@@ -411,6 +411,14 @@ def foreign_ipv4():
     return None
 
 
+def check_config(path):
+    """(exit code, stderr) of tcplb -c -f path."""
+    p = subprocess.run([require_bin(), '-c', '-f', path],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=10)
+    return p.returncode, p.stderr
+
+
 def stop_process(proc, timeout=5):
     """Stops a process a test started (by its Popen): SIGTERM, then SIGKILL
     if it has not exited within timeout seconds."""

@@ -169,13 +169,6 @@ class EchoAllBackend(harness.Backend):
                 self.received.append(bytes(got))
 
 
-def check_config(path):
-    p = subprocess.run([harness.require_bin(), '-c', '-f', path],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=10)
-    return p.returncode, p.stderr
-
-
 class ExpectTestCase(harness.TcplbTestCase):
 
     def start(self, backend, options='', **pool_keys):
@@ -224,7 +217,7 @@ class ExpectTestCase(harness.TcplbTestCase):
             f.write('[global]\nworkers = 1\nlog = off\n\n[listener r]\n'
                     'bind = 127.0.0.1:%d\npool = p\n\n[pool p]\n'
                     'server = r 127.0.0.1:9\n%s\n' % (harness.free_port(), pool_keys))
-        rc, err = check_config(path)
+        rc, err = harness.check_config(path)
         self.assertEqual(rc, 1, 'accepted:\n%s\n%s' % (pool_keys, err))
         self.assertRegex(err, r'^%s:\d+: %s' % (re.escape(path), want))
 
@@ -272,6 +265,9 @@ class SendExpectTest(ExpectTestCase):
     def test_a_close_before_the_answer_takes_it_down(self):
         r = self.backend(RedisLikeBackend)
         lb, _ = self.start(r, **REDIS)
+        # up first: a mode set before the first check ends makes that check
+        # the failing one ("first check", not "1/1")
+        self.wait_state(lb, 'up', DOWN_WITHIN)
         for mode in ('close', 'short'):
             with self.subTest(mode=mode):
                 r.set_mode(mode)
@@ -424,7 +420,7 @@ class ExpectConfigTest(ExpectTestCase):
                     'send-proxy-v2\nhealth = expect\nhealth_send = %s\n'
                     'health_expect = %s\n'
                     % (harness.free_port(), 'x' * 185, 'y' * 128))
-        self.assertEqual(check_config(path), (0, ''))
+        self.assertEqual(harness.check_config(path), (0, ''))
 
 
 # ---------------------------------------------------------------- a real Redis

@@ -38,7 +38,6 @@ TS = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z'
 answer_lines = harness.answer_lines
 
 
-
 csv_rows = harness.csv_rows
 
 
@@ -51,14 +50,6 @@ def ask(port, source=None):
     if r.status != 200:
         return 'error: %s' % r.status_line
     return r.headers.get('x-backend')
-
-
-def check_config(path):
-    """(exit code, stderr) of tcplb -c -f path."""
-    p = subprocess.run([harness.require_bin(), '-c', '-f', path],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=10)
-    return p.returncode, p.stderr
 
 
 class PeerHttpBackend(harness.HttpBackend):
@@ -165,7 +156,7 @@ class OptionsTestCase(harness.TcplbTestCase):
                 'bind = 127.0.0.1:%d\npool = p\n\n[pool p]\n%s\n%s'
                 % (harness.free_port(), server_line, pool_keys))
         path = self.write_config(text)
-        rc, err = check_config(path)
+        rc, err = harness.check_config(path)
         self.assertEqual(rc, 1, 'accepted: %r\n%s' % (server_line, err))
         if want is not None:
             self.assertRegex(err, r'^%s:\d+: %s' % (re.escape(path), want), err)
@@ -504,7 +495,7 @@ class SourceTest(OptionsTestCase):
             '[global]\nworkers = 1\nlog = off\n[listener web]\nbind = 127.0.0.1:%d\n'
             'pool = p\n[pool p]\nserver = a 127.0.0.1:9 source=127.0.0.9\n'
             % harness.free_port())
-        self.assertEqual(check_config(path), (0, ''))
+        self.assertEqual(harness.check_config(path), (0, ''))
 
     def test_add_server_with_a_source(self):
         """`add server ... source=127.0.0.9`: its traffic comes from there;
